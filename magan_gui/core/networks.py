@@ -1,0 +1,170 @@
+"""The four networks of the model-assisted GAN, sized from the simulator's image shape.
+
+All images inside the engine are (N, 1, H, W) in [-1, 1]; parameters are (N, P) in [-1, 1].
+The discriminator and the Siamese network return logits: the paper's final sigmoid is applied
+inside the loss (``binary_cross_entropy_with_logits``), which is the same model, computed stably.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class NetworkSizes:
+    """Widths of the networks; ``for_image`` scales them with the image size."""
+
+    base_channels: int = 64       # emulator channels at its coarsest resolution
+    upsamplings: int = 2          # emulator doublings from the coarse grid to the image
+    disc_channels: int = 32       # first discriminator / Siamese conv width
+    downsamplings: int = 2        # discriminator / Siamese stride-2 convolutions
+    hidden: int = 128             # MLP width (generator, emulator input)
+
+    @staticmethod
+    def for_image(shape: tuple[int, int], width: float = 1.0) -> "NetworkSizes":
+        """Sizes for (H, W) images: one more resolution level per doubling above 32 px."""
+        levels = max(2, math.ceil(math.log2(max(shape) / 8.0)))
+        return NetworkSizes(base_channels=max(16, int(64 * width)), upsamplings=levels,
+                            disc_channels=max(8, int(32 * width)), downsamplings=levels,
+                            hidden=max(32, int(128 * width)))
+
+
+def _coords(n: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Two channels holding each pixel's x and y in [-1, 1], so convolutions know where they are."""
+    ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+    return torch.cat([xs, ys], dim=1)
+
+
+class Generator(nn.Module):
+    """MLP from latent noise z to normalised parameters, tanh output (the paper's G)."""
+
+    def __init__(self, n_params: int, latent_dim: int, hidden: int = 128):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, n_params), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Emulator(nn.Module):
+    """CNN from parameters (and the simulator's noise field, if shared) to an image, tanh output.
+
+    Parameters
+    ----------
+    n_params : int
+        Number of simulator parameters.
+    image_shape : (int, int)
+        Output (H, W).
+    noise_image : bool
+        Take the simulator's own random draws (N, H, W) as an extra input channel at full
+        resolution: common random numbers make a stochastic simulator a deterministic map.
+    latent_dim : int
+        Size of a random latent vector appended to the parameters, for stochastic simulators
+        that cannot share their noise (learned adversarially).
+    """
+
+    def __init__(self, n_params: int, image_shape: tuple[int, int], sizes: NetworkSizes,
+                 noise_image: bool = False, latent_dim: int = 0):
+        super().__init__()
+        self.n_params, self.image_shape = n_params, tuple(image_shape)
+        self.noise_image, self.latent_dim = noise_image, latent_dim
+        h, w = image_shape
+        scale = 2 ** sizes.upsamplings
+        self.coarse = (math.ceil(h / scale), math.ceil(w / scale))
+        c = sizes.base_channels
+        self.fc = nn.Sequential(
+            nn.Linear(n_params + latent_dim, sizes.hidden), nn.LeakyReLU(0.2),
+            nn.Linear(sizes.hidden, c * self.coarse[0] * self.coarse[1]), nn.LeakyReLU(0.2),
+        )
+        self.stages = nn.ModuleList()
+        channels = c
+        for _ in range(sizes.upsamplings):
+            out = max(16, channels // 2)
+            self.stages.append(nn.Sequential(nn.Conv2d(channels + 2, out, 3, padding=1), nn.LeakyReLU(0.2)))
+            channels = out
+        extra = 1 if noise_image else 0
+        # 1x1 convolutions: full-resolution work stays cheap, and noise mixes in per pixel
+        self.head = nn.Sequential(nn.Conv2d(channels + 2 + extra, channels, 1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(channels, 1, 1), nn.Tanh())
+        self.base_channels = c
+
+    def forward(self, params: torch.Tensor, noise: torch.Tensor | None = None,
+                latent: torch.Tensor | None = None) -> torch.Tensor:
+        n = params.shape[0]
+        x = params if latent is None else torch.cat([params, latent], dim=1)
+        x = self.fc(x).view(n, self.base_channels, *self.coarse)
+        for stage in self.stages:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = stage(torch.cat([x, _coords(n, x.shape[2], x.shape[3], x.device, x.dtype)], dim=1))
+        h, w = self.image_shape
+        top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+        x = x[:, :, top:top + h, left:left + w]
+        parts = [x, _coords(n, h, w, x.device, x.dtype)]
+        if self.noise_image:
+            parts.append(noise.view(n, 1, h, w) * 2.0 - 1.0)
+        return self.head(torch.cat(parts, dim=1))
+
+
+def _encoder(image_shape: tuple[int, int], sizes: NetworkSizes) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = []
+    channels, c = 1, sizes.disc_channels
+    h, w = image_shape
+    for _ in range(sizes.downsamplings):
+        layers += [nn.Conv2d(channels, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        channels, c = c, c * 2
+        h, w = (h + 1) // 2, (w + 1) // 2
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers), channels * h * w
+
+
+class Discriminator(nn.Module):
+    """CNN telling true images from simulated (or emulated) ones; returns a logit (the paper's D).
+
+    A minibatch standard-deviation feature lets it see the spread of a batch, not only each
+    image, which keeps the generator from collapsing onto the most typical parameters.
+    """
+
+    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, minibatch_std: bool = True):
+        super().__init__()
+        self.features, n_features = _encoder(image_shape, sizes)
+        self.minibatch_std = minibatch_std
+        self.out = nn.Sequential(nn.Linear(n_features + int(minibatch_std), 128), nn.LeakyReLU(0.2),
+                                 nn.Linear(128, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f = self.features(images)
+        if self.minibatch_std:
+            spread = f.std(dim=0, unbiased=False).mean().expand(f.shape[0], 1)
+            f = torch.cat([f, spread], dim=1)
+        return self.out(f).squeeze(1)
+
+
+class Siamese(nn.Module):
+    """Two weight-sharing CNN encoders (128-d), the L2 norm of their difference, then a logit of 'same'."""
+
+    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, embedding: int = 128):
+        super().__init__()
+        features, n_features = _encoder(image_shape, sizes)
+        self.encoder = nn.Sequential(features, nn.Linear(n_features, embedding))
+        self.scale = nn.Parameter(torch.tensor(-1.0))
+        self.bias = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        distance = torch.linalg.vector_norm(self.encoder(a) - self.encoder(b), dim=1)
+        return self.scale * distance + self.bias
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable weights."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,312 @@
+"""Pretraining: teach the emulator E to mimic the simulator T over the whole parameter box.
+
+Modes
+-----
+``siamese``        the paper: a Siamese network S learns same-versus-different on (T(r), T(r))
+                   and (T(r), E(r)) with label smoothing and flips (SGD); E learns to fool S (Adam).
+``siamese+pixel``  the same, plus a direct pixel loss |E(r) - T(r)|^2 on E.
+``pixel``          the pixel loss alone: the fastest route to fidelity for deterministic
+                   simulators and for stochastic ones that share their random draws.
+``auto``           ``pixel`` when E can be fed T's noise (or T is deterministic), else ``siamese``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .emulator import TrainedEmulator, parameters_to_json
+from .networks import Emulator, NetworkSizes, Siamese
+from .parameters import ParameterSpace
+from .progress import Observer, ProgressLog, RunControl
+from .simulators import check_simulator_output, run_simulator, uses_common_noise
+
+PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
+LATENT_DIM_BLACK_BOX = 8
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of a pretraining run (see the module docstring for the modes)."""
+
+    iterations: int = 2000
+    batch_size: int = 64
+    mode: str = "auto"
+    lr_emulator: float = 1e-3          # Adam; cosine-decayed to 5% by the end in the pixel modes
+    lr_siamese: float = 0.01           # SGD with momentum 0.9
+    pixel_weight: float = 1.0          # weight of the pixel loss in siamese+pixel
+    label_flip: float = 0.05           # fraction of Siamese labels flipped
+    width: float = 1.0                 # network width multiplier
+    heldout: int = 512                 # held-out parameter sets for the fidelity metric
+    eval_every: int = 100              # iterations between fidelity evaluations
+    grid_rows: int = 5                 # fixed parameter sets shown as the emulator-vs-simulator grid
+    snapshot_seconds: float = 0.5      # at most one progress snapshot per this many seconds
+    checkpoint_seconds: float = 60.0   # write the resumable file at least this often (if a path is set)
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear sentence for settings that cannot work."""
+        if self.mode not in PRETRAIN_MODES:
+            raise ValueError(f"pretraining mode must be one of {', '.join(PRETRAIN_MODES)}, got {self.mode!r}")
+        for name in ("iterations", "batch_size", "heldout", "eval_every", "grid_rows"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr_emulator <= 0 or self.lr_siamese <= 0 or self.width <= 0:
+            raise ValueError("learning rates and width must be positive")
+
+
+def _smooth_labels(n: int, positive: bool, flip: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Paper's label smoothing: U(0.7, 1.2) for 'same/true', U(0, 0.3) for 'different/fake', some flipped."""
+    u = torch.rand(n, generator=gen, device=device)
+    flipped = torch.rand(n, generator=gen, device=device) < flip
+    same = torch.where(flipped, torch.zeros_like(u, dtype=torch.bool), torch.ones_like(u, dtype=torch.bool))
+    is_pos = same if positive else ~same
+    return torch.where(is_pos, 0.7 + 0.5 * u, 0.3 * u)
+
+
+class Pretrainer:
+    """One pretraining run; resumable from the emulator file it writes.
+
+    Parameters
+    ----------
+    simulator : object
+        A validated simulator (see ``load_simulator``).
+    config : PretrainConfig
+        Settings.
+    device : torch.device
+        Where networks and the built-in simulators run.
+    simulator_spec : str
+        How the simulator was named, recorded in the emulator file.
+    """
+
+    def __init__(self, simulator: Any, config: PretrainConfig, device: torch.device | str = "cpu",
+                 simulator_spec: str | None = None):
+        config.validate()
+        self.simulator, self.config, self.device = simulator, config, torch.device(device)
+        self.spec = simulator_spec or simulator.name
+        self.space = ParameterSpace(simulator.parameters)
+        self.common_noise = uses_common_noise(simulator)
+        black_box_stochastic = bool(getattr(simulator, "stochastic", False)) and not self.common_noise
+        self.mode = config.mode
+        if self.mode == "auto":
+            self.mode = "siamese" if black_box_stochastic else "pixel"
+        if black_box_stochastic and self.mode == "pixel":
+            raise ValueError(f"simulator {simulator.name!r} is stochastic and cannot share its random draws, so a "
+                             "pixel loss would only learn the average image; use --mode siamese")
+        self.sizes = NetworkSizes.for_image(simulator.image_shape, config.width)
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # weight initialisation
+        self.emulator = Emulator(len(self.space), simulator.image_shape, self.sizes, noise_image=self.common_noise,
+                                 latent_dim=LATENT_DIM_BLACK_BOX if black_box_stochastic else 0).to(self.device)
+        self.opt_e = torch.optim.Adam(self.emulator.parameters(), lr=config.lr_emulator,
+                                      betas=(0.5, 0.999) if self.mode != "pixel" else (0.9, 0.999))
+        self.siamese = self.opt_s = None
+        if self.mode.startswith("siamese"):
+            self.siamese = Siamese(simulator.image_shape, self.sizes).to(self.device)
+            self.opt_s = torch.optim.SGD(self.siamese.parameters(), lr=config.lr_siamese, momentum=0.9)
+        self.iteration = 0
+        self.wall_time = 0.0
+        self.history: dict[str, list[float]] = {"fidelity_step": [], "fidelity_mse": [], "fidelity_time": []}
+        self._make_fixed_sets()
+
+    # -- data -----------------------------------------------------------------------------------------
+    def _draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Random normalised parameters, with the noise image / latent the emulator takes."""
+        r = torch.rand(n, len(self.space), generator=gen, device=self.device) * 2.0 - 1.0
+        noise = (self.simulator.sample_noise(n, generator=gen, device=self.device) if self.common_noise else None)
+        latent = (torch.randn(n, self.emulator.latent_dim, generator=gen, device=self.device)
+                  if self.emulator.latent_dim else None)
+        return r, noise, latent
+
+    def _simulate(self, r: torch.Tensor, noise: torch.Tensor | None, check: bool = False) -> torch.Tensor:
+        """Simulated images in [-1, 1], (N, 1, H, W)."""
+        physical = self.space.to_physical(r)
+        images = run_simulator(self.simulator, physical, noise)
+        if check:
+            check_simulator_output(self.simulator, physical, images)
+        return images.unsqueeze(1) * 2.0 - 1.0
+
+    def _make_fixed_sets(self) -> None:
+        """Held-out parameters for fidelity and the grid rows: fixed by the seed, never trained on."""
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
+        self.heldout = self._draw(self.config.heldout, gen)
+        self.heldout_images = self._simulate(self.heldout[0], self.heldout[1], check=True)
+        rows = self.config.grid_rows
+        self.grid_inputs = tuple(None if t is None else t[:rows] for t in self.heldout)
+        self.grid_simulated = self.heldout_images[:rows]
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fidelity(self) -> float:
+        """Held-out pixel MSE between emulator and simulator, images in [-1, 1] (blank scores ~0.03 on lines)."""
+        total = 0.0
+        r, noise, latent = self.heldout
+        for start in range(0, r.shape[0], 256):
+            sl = slice(start, start + 256)
+            out = self.emulator(r[sl], None if noise is None else noise[sl], None if latent is None else latent[sl])
+            total += float(((out - self.heldout_images[sl]) ** 2).sum())
+        return total / self.heldout_images.numel()
+
+    @torch.no_grad()
+    def grid(self) -> dict[str, np.ndarray]:
+        """Emulator and simulator images of the fixed grid rows, [0, 1] float32."""
+        r, noise, latent = self.grid_inputs
+        emulated = self.emulator(r, noise, latent)
+        to01 = lambda x: ((x.squeeze(1) + 1.0) * 0.5).clamp(0, 1).float().cpu().numpy()  # noqa: E731
+        return {"emulated": to01(emulated), "simulated": to01(self.grid_simulated)}
+
+    # -- training -------------------------------------------------------------------------------------
+    def _lr_factor(self) -> float:
+        if self.mode == "siamese":
+            return 1.0
+        progress = min(1.0, self.iteration / max(1, self.config.iterations))
+        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def step(self) -> dict[str, float]:
+        """One iteration; returns its losses as floats."""
+        cfg = self.config
+        for group in self.opt_e.param_groups:
+            group["lr"] = cfg.lr_emulator * self._lr_factor()
+        r, noise, latent = self._draw(cfg.batch_size, self.gen)
+        simulated = self._simulate(r, noise, check=self.iteration == 0)
+        losses: dict[str, float] = {}
+        if self.siamese is not None:
+            # Siamese step: (T, T') is "same", (T, E) is "different"
+            if self.common_noise or not getattr(self.simulator, "stochastic", False):
+                twin = simulated
+            else:
+                twin = self._simulate(r, None)
+            with torch.no_grad():
+                emulated = self.emulator(r, noise, latent)
+            n = r.shape[0]
+            s_loss = (F.binary_cross_entropy_with_logits(self.siamese(simulated, twin),
+                                                         _smooth_labels(n, True, cfg.label_flip, self.gen, self.device))
+                      + F.binary_cross_entropy_with_logits(self.siamese(simulated, emulated),
+                                                           _smooth_labels(n, False, cfg.label_flip, self.gen,
+                                                                          self.device)))
+            self.opt_s.zero_grad(set_to_none=True)
+            s_loss.backward()
+            self.opt_s.step()
+            losses["siamese"] = s_loss.item()
+        emulated = self.emulator(r, noise, latent)
+        e_loss = torch.zeros((), device=self.device)
+        if self.siamese is not None:
+            for p in self.siamese.parameters():
+                p.requires_grad_(False)
+            adv = F.binary_cross_entropy_with_logits(self.siamese(simulated, emulated),
+                                                     torch.ones(r.shape[0], device=self.device))
+            for p in self.siamese.parameters():
+                p.requires_grad_(True)
+            losses["emulator_adv"] = adv.item()
+            e_loss = e_loss + adv
+        if self.mode in ("pixel", "siamese+pixel"):
+            pixel = F.mse_loss(emulated, simulated)
+            losses["pixel_mse"] = pixel.item()
+            e_loss = e_loss + (cfg.pixel_weight if self.mode == "siamese+pixel" else 1.0) * pixel
+        self.opt_e.zero_grad(set_to_none=True)
+        e_loss.backward()
+        self.opt_e.step()
+        self.iteration += 1
+        return losses
+
+    def run(self, observer: Observer | None = None, control: RunControl | None = None,
+            checkpoint_path: str | Path | None = None) -> TrainedEmulator:
+        """Train until ``config.iterations`` (or a stop); report snapshots; return the emulator.
+
+        With ``checkpoint_path`` the emulator file is rewritten atomically every
+        ``checkpoint_seconds`` and at the end, so an interrupted run can resume from it.
+        """
+        cfg = self.config
+        log = ProgressLog("pretrain", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer)
+        wall0, last_ckpt = self.wall_time, time.perf_counter()
+        latest: dict[str, float] = {}
+        self.emulator.train()
+        while self.iteration < cfg.iterations:
+            if control is not None and not control.proceed():
+                break
+            losses = self.step()
+            log.log(self.iteration, **losses)
+            self.wall_time = wall0 + log.elapsed
+            if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
+                latest["fidelity_mse"] = self.fidelity()
+                self.history["fidelity_step"].append(self.iteration)
+                self.history["fidelity_mse"].append(latest["fidelity_mse"])
+                self.history["fidelity_time"].append(self.wall_time)
+            if log.due(self.iteration):
+                log.emit(self.iteration, metrics=dict(latest), images=self.grid(),
+                         params={"grid": self.space.to_physical(self.grid_inputs[0]).cpu().numpy()})
+            if checkpoint_path and time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
+                save_checkpoint(checkpoint_path, self.checkpoint_payload())
+                last_ckpt = time.perf_counter()
+        if not self.history["fidelity_step"] or self.history["fidelity_step"][-1] != self.iteration:
+            latest["fidelity_mse"] = self.fidelity()
+            self.history["fidelity_step"].append(self.iteration)
+            self.history["fidelity_mse"].append(latest["fidelity_mse"])
+            self.history["fidelity_time"].append(self.wall_time)
+        self.emulator.eval()
+        if checkpoint_path:
+            save_checkpoint(checkpoint_path, self.checkpoint_payload())
+        if observer is not None:
+            log.emit(self.iteration, final=True, metrics=dict(latest), images=self.grid(),
+                     params={"grid": self.space.to_physical(self.grid_inputs[0]).cpu().numpy()})
+        return self.trained_emulator()
+
+    # -- files ----------------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        """JSON-able description of the emulator and how it was trained."""
+        fid = self.history["fidelity_mse"]
+        return {"simulator": self.simulator.name, "simulator_spec": self.spec,
+                "parameters": parameters_to_json(self.simulator.parameters),
+                "image_shape": list(self.simulator.image_shape), "sizes": asdict(self.sizes),
+                "noise_image": self.emulator.noise_image, "latent_dim": self.emulator.latent_dim,
+                "mode": self.mode, "config": asdict(self.config), "iteration": self.iteration,
+                "wall_time": self.wall_time, "fidelity_mse": fid[-1] if fid else None,
+                "device": str(self.device)}
+
+    def trained_emulator(self) -> TrainedEmulator:
+        """The emulator as it is now, detached from training."""
+        return TrainedEmulator(self.emulator, self.simulator.parameters, self.meta())
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything needed to use the emulator and to resume training, loadable with weights_only."""
+        payload: dict[str, Any] = {
+            "kind": "emulator", "meta": json.dumps(self.meta()),
+            "emulator": self.emulator.state_dict(), "opt_emulator": self.opt_e.state_dict(),
+            "history": json.dumps(self.history), "rng": self.gen.get_state(),
+        }
+        if self.siamese is not None:
+            payload["siamese"] = self.siamese.state_dict()
+            payload["opt_siamese"] = self.opt_s.state_dict()
+        return payload
+
+    def resume_from(self, path: str | Path) -> None:
+        """Continue the run saved in ``path``: weights, optimisers, RNG, iteration and history."""
+        payload = load_checkpoint(path, "emulator")
+        meta = json.loads(payload["meta"])
+        if meta["parameters"] != parameters_to_json(self.simulator.parameters) or \
+                list(meta["image_shape"]) != list(self.simulator.image_shape):
+            raise CheckpointError(f"{path}: was trained for simulator {meta['simulator']!r} with other parameters "
+                                  "or image shape; it cannot be resumed with this one")
+        if meta["mode"] != self.mode:
+            raise CheckpointError(f"{path}: was trained in mode {meta['mode']!r}, not {self.mode!r}")
+        try:
+            self.emulator.load_state_dict(payload["emulator"])
+            self.opt_e.load_state_dict(payload["opt_emulator"])
+            if self.siamese is not None:
+                self.siamese.load_state_dict(payload["siamese"])
+                self.opt_s.load_state_dict(payload["opt_siamese"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: does not match this network configuration ({exc})") from exc
+        self.gen.set_state(payload["rng"])
+        self.iteration = int(meta["iteration"])
+        self.wall_time = float(meta["wall_time"])
+        self.history = json.loads(payload["history"])

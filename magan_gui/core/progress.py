@@ -1,0 +1,152 @@
+"""Run control and progress reporting shared by pretraining and calibration.
+
+The engine loops call an observer with small NumPy snapshots at a bounded rate; a RunControl
+lets another thread pause, resume or stop a loop, taking effect between two iterations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+class RunControl:
+    """Thread-safe pause / resume / stop flags, checked by the engine between iterations."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._stopped = threading.Event()
+
+    def pause(self) -> None:
+        """Hold the loop before its next iteration."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Let a paused loop go on."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """End the loop before its next iteration (a paused loop wakes up to stop)."""
+        self._stopped.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        """True while paused and not stopped."""
+        return not self._running.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once stop() was called."""
+        return self._stopped.is_set()
+
+    def proceed(self) -> bool:
+        """Block while paused; return False if the loop should stop."""
+        while not self._running.wait(0.1):
+            pass
+        return not self._stopped.is_set()
+
+
+@dataclass
+class Snapshot:
+    """What a loop reports: progress, the losses logged since the previous snapshot, and images.
+
+    Attributes
+    ----------
+    stage : str
+        "pretrain" or "calibrate".
+    iteration, iterations : int
+        Iterations done and planned.
+    elapsed, eta : float
+        Seconds spent and estimated seconds left.
+    rate : float
+        Iterations per second over the recent past.
+    loss_steps : np.ndarray
+        Iteration numbers of the new loss values (every iteration is kept, none sampled).
+    losses : dict of str to np.ndarray
+        New loss values, aligned with ``loss_steps``.
+    metrics : dict of str to float
+        Latest evaluation numbers (fidelity MSE, image distance, best-match means...).
+    images : dict of str to np.ndarray
+        Image grids in [0, 1], each (rows, H, W) float32.
+    params : dict of str to np.ndarray
+        Parameter arrays in physical units: grid parameters, generator samples.
+    final : bool
+        True for the last snapshot of a run.
+    """
+
+    stage: str
+    iteration: int
+    iterations: int
+    elapsed: float
+    eta: float
+    rate: float
+    loss_steps: np.ndarray
+    losses: dict[str, np.ndarray]
+    metrics: dict[str, float] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    final: bool = False
+
+
+Observer = Callable[[Snapshot], None]
+
+
+class ProgressLog:
+    """Collects per-iteration losses and decides when a snapshot is due (at most every ``interval`` s)."""
+
+    def __init__(self, stage: str, iterations: int, interval: float, start_iteration: int = 0,
+                 observer: Optional[Observer] = None):
+        self.stage, self.iterations, self.interval = stage, iterations, interval
+        self.observer = observer
+        self.start_iteration = start_iteration
+        self.t0 = time.perf_counter()
+        self._last_emit = -1e9
+        self._steps: list[int] = []
+        self._losses: dict[str, list[float]] = {}
+        self._rate_window: list[tuple[float, int]] = [(self.t0, start_iteration)]
+
+    def log(self, iteration: int, **losses: float) -> None:
+        """Record the losses of one iteration (plain floats, never tensors)."""
+        self._steps.append(iteration)
+        for key, value in losses.items():
+            self._losses.setdefault(key, []).append(float(value))
+
+    def due(self, iteration: int) -> bool:
+        """True when a snapshot should be sent now (rate bound) or the run is at its end."""
+        return self.observer is not None and (
+            time.perf_counter() - self._last_emit >= self.interval or iteration >= self.iterations)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since this run (or resumption) started."""
+        return time.perf_counter() - self.t0
+
+    def rate(self, iteration: int) -> float:
+        """Iterations per second over the last few snapshots."""
+        now = time.perf_counter()
+        self._rate_window.append((now, iteration))
+        self._rate_window = self._rate_window[-6:]
+        (t_a, i_a), (t_b, i_b) = self._rate_window[0], self._rate_window[-1]
+        return (i_b - i_a) / (t_b - t_a) if t_b > t_a and i_b > i_a else 0.0
+
+    def emit(self, iteration: int, final: bool = False, **content) -> Snapshot:
+        """Build a snapshot with the losses gathered since the last one and send it to the observer."""
+        rate = self.rate(iteration)
+        left = max(0, self.iterations - iteration)
+        snap = Snapshot(
+            stage=self.stage, iteration=iteration, iterations=self.iterations, elapsed=self.elapsed,
+            eta=left / rate if rate > 0 else float("nan"), rate=rate,
+            loss_steps=np.asarray(self._steps, dtype=np.int64),
+            losses={k: np.asarray(v, dtype=np.float32) for k, v in self._losses.items()},
+            final=final, **content)
+        self._steps, self._losses = [], {}
+        self._last_emit = time.perf_counter()
+        if self.observer is not None:
+            self.observer(snap)
+        return snap
