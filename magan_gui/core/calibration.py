@@ -1,0 +1,323 @@
+"""Calibration (the paper's training stage): a generator G of simulator parameters learns, through
+the frozen emulator E, to make images a discriminator D cannot tell from the true images.
+
+D sees true images against simulated fakes T(G(z)) (the paper's standard configuration, the
+default: D then cannot latch onto the emulator's small artefacts) or emulated fakes E(G(z))
+(the paper's speed-up for expensive simulators).  G's gradient always flows through E.
+
+The last generator iterate wanders; the result uses an exponential moving average of G's
+weights, and of the evaluated averages the one whose simulated images match the true images'
+per-pixel mean and spread best.  That check needs no true parameters, so it works on data.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .data import TrueImages
+from .emulator import TrainedEmulator, parameters_to_json
+from .networks import Discriminator, Generator, NetworkSizes
+from .parameters import ParameterSpace
+from .progress import Observer, ProgressLog, RunControl
+from .simulators import check_simulator_output, run_simulator, uses_common_noise
+
+DISCRIMINATOR_INPUTS = ("simulated", "emulated")
+
+
+@dataclass
+class CalibrationConfig:
+    """Settings of a calibration run."""
+
+    iterations: int = 3000
+    batch_size: int = 64
+    discriminator_on: str = "simulated"   # "simulated" T(G(z)) or "emulated" E(G(z)) fakes for D
+    lr_generator: float = 2e-4            # Adam (beta1 0.5)
+    lr_discriminator: float = 0.02        # SGD with momentum 0.9, or Adam (beta1 0.5)
+    discriminator_optimizer: str = "sgd"  # "sgd" (the paper) or "adam"
+    discriminator_steps: int = 1          # D updates per G update
+    latent_dim: int = 0                   # 0: max(8, 2 * number of parameters)
+    label_flip: float = 0.05
+    ema: float = 0.995                    # generator weight averaging
+    eval_every: int = 100
+    eval_samples: int = 2048              # images per side in the per-pixel mean/std check
+    n_samples: int = 10000                # best-match samples in the result
+    grid_rows: int = 3                    # generated vs true images shown
+    snapshot_samples: int = 1000          # generator samples per progress snapshot
+    snapshot_seconds: float = 0.5
+    checkpoint_seconds: float = 60.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear sentence for settings that cannot work."""
+        if self.discriminator_on not in DISCRIMINATOR_INPUTS:
+            raise ValueError(f"discriminator input must be 'simulated' or 'emulated', got {self.discriminator_on!r}")
+        for name in ("iterations", "batch_size", "eval_every", "eval_samples", "n_samples", "grid_rows"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.discriminator_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"discriminator optimizer must be 'sgd' or 'adam', got {self.discriminator_optimizer!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+
+
+@dataclass
+class CalibrationOutcome:
+    """What a calibration produced: best-match samples and how they were chosen."""
+
+    samples: np.ndarray                      # (n_samples, P) physical units
+    iteration: int                           # iterations run
+    chosen_iteration: int                    # evaluation whose generator was kept
+    image_distance: float                    # its per-pixel mean/std distance to the true images
+    wall_time: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def _labels(n: int, real: bool, flip: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    u = torch.rand(n, generator=gen, device=device)
+    flipped = torch.rand(n, generator=gen, device=device) < flip
+    is_real = flipped ^ real
+    return torch.where(is_real, 0.7 + 0.5 * u, 0.3 * u)
+
+
+class Calibrator:
+    """One calibration run against a set of true images; resumable from its checkpoint file."""
+
+    def __init__(self, simulator: Any, emulator: TrainedEmulator, true: TrueImages, config: CalibrationConfig,
+                 device: torch.device | str = "cpu"):
+        config.validate()
+        self.simulator, self.config, self.device = simulator, config, torch.device(device)
+        self.space = ParameterSpace(simulator.parameters)
+        if [p.name for p in emulator.parameters] != self.space.names:
+            raise ValueError(f"the emulator was trained for parameters {[p.name for p in emulator.parameters]}, "
+                             f"the simulator has {self.space.names}")
+        if tuple(emulator.image_shape) != tuple(simulator.image_shape):
+            raise ValueError(f"the emulator makes {emulator.image_shape} images, the simulator "
+                             f"{tuple(simulator.image_shape)}")
+        if true.shape != tuple(simulator.image_shape):
+            raise ValueError(f"true images are {true.shape}, the simulator makes {tuple(simulator.image_shape)}")
+        self.true = true
+        self.emulator = emulator.to(self.device)
+        for p in self.emulator.net.parameters():
+            p.requires_grad_(False)
+        self.common_noise = uses_common_noise(simulator)
+        self.true_images = torch.from_numpy(np.ascontiguousarray(true.images)).to(self.device).unsqueeze(1) * 2 - 1
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        torch.manual_seed(config.seed)
+        n_params = len(self.space)
+        self.latent_dim = config.latent_dim or max(8, 2 * n_params)
+        sizes = NetworkSizes.for_image(simulator.image_shape)
+        self.generator = Generator(n_params, self.latent_dim, sizes.hidden).to(self.device)
+        self.generator_avg = copy.deepcopy(self.generator).requires_grad_(False)
+        self.discriminator = Discriminator(simulator.image_shape, sizes).to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator, betas=(0.5, 0.999))
+        if config.discriminator_optimizer == "adam":
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator,
+                                          betas=(0.5, 0.999))
+        else:
+            self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=config.lr_discriminator, momentum=0.9)
+        self.iteration = 0
+        self.wall_time = 0.0
+        self.history: dict[str, list[float]] = {"eval_step": [], "image_distance": []}
+        self.best: dict[str, Any] = {"distance": float("inf"), "iteration": 0,
+                                     "state": copy.deepcopy(self.generator_avg.state_dict())}
+        self._prepare_evaluation()
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def _noise(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The simulator's shared noise and the emulator's latent for n images (None when unused)."""
+        noise = self.simulator.sample_noise(n, generator=gen, device=self.device) if self.common_noise else None
+        latent = (torch.randn(n, self.emulator.net.latent_dim, generator=gen, device=self.device)
+                  if self.emulator.net.latent_dim else None)
+        return noise, latent
+
+    def _simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        physical = self.space.to_physical(normalised)
+        images = run_simulator(self.simulator, physical, noise)
+        if self.iteration == 0:
+            check_simulator_output(self.simulator, physical, images)
+        return images.unsqueeze(1) * 2.0 - 1.0
+
+    def _real_batch(self, n: int) -> torch.Tensor:
+        idx = torch.randint(0, self.true_images.shape[0], (n,), generator=self.gen, device=self.device)
+        return self.true_images[idx]
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.nn.Module | None = None, seed: int | None = None) -> np.ndarray:
+        """n best-match parameter sets in physical units from the (averaged) generator."""
+        net = generator or self.generator_avg
+        gen = self.gen if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        z = torch.randn(n, self.latent_dim, generator=gen, device=self.device)
+        return self.space.to_physical(net(z)).cpu().numpy()
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def _prepare_evaluation(self) -> None:
+        cfg = self.config
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 104729)
+        n = min(cfg.eval_samples, self.true_images.shape[0])
+        idx = torch.randperm(self.true_images.shape[0], generator=gen, device=self.device)[:n]
+        true = self.true_images[idx]
+        self.eval_true_mean, self.eval_true_std = true.mean(0), true.std(0)
+        self.eval_z = torch.randn(n, self.latent_dim, generator=gen, device=self.device)
+        self.eval_noise, _ = self._noise(n, gen)
+        self.grid_z = self.eval_z[:cfg.grid_rows]
+        self.grid_true = ((self.true_images[idx[:cfg.grid_rows]].squeeze(1) + 1) * 0.5).cpu().numpy()
+
+    @torch.no_grad()
+    def image_distance(self, generator: torch.nn.Module | None = None) -> float:
+        """RMS difference of per-pixel mean plus RMS difference of per-pixel std, simulated vs true.
+
+        Uses fixed latent draws, so successive evaluations differ only by the generator.
+        """
+        net = generator or self.generator_avg
+        images = torch.cat([self._simulate(net(self.eval_z[s:s + 1024]),
+                                           None if self.eval_noise is None else self.eval_noise[s:s + 1024])
+                            for s in range(0, self.eval_z.shape[0], 1024)])
+        d_mean = (images.mean(0) - self.eval_true_mean).pow(2).mean().sqrt()
+        d_std = (images.std(0) - self.eval_true_std).pow(2).mean().sqrt()
+        return float(d_mean + d_std)
+
+    @torch.no_grad()
+    def grid(self) -> dict[str, np.ndarray]:
+        """Images simulated from generated parameters beside random true images, [0, 1]."""
+        params = self.generator_avg(self.grid_z)
+        noise = None if self.eval_noise is None else self.eval_noise[:params.shape[0]]
+        generated = ((self._simulate(params, noise).squeeze(1) + 1) * 0.5).clamp(0, 1).cpu().numpy()
+        return {"generated": generated, "true": self.grid_true}
+
+    # -- training -------------------------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        """One discriminator step and one generator step; returns their losses."""
+        cfg, n = self.config, self.config.batch_size
+        for _ in range(cfg.discriminator_steps):
+            z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
+            noise, latent = self._noise(n, self.gen)
+            with torch.no_grad():
+                p_fake = self.generator(z)
+                fake = (self._simulate(p_fake, noise) if cfg.discriminator_on == "simulated"
+                        else self.emulator.net(p_fake, noise, latent))
+            real = self._real_batch(n)
+            d_loss = (F.binary_cross_entropy_with_logits(self.discriminator(real),
+                                                         _labels(n, True, cfg.label_flip, self.gen, self.device))
+                      + F.binary_cross_entropy_with_logits(self.discriminator(fake),
+                                                           _labels(n, False, cfg.label_flip, self.gen, self.device)))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+
+        z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
+        noise, latent = self._noise(n, self.gen)
+        emulated = self.emulator.net(self.generator(z), noise, latent)
+        self.discriminator.requires_grad_(False)
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(emulated), torch.ones(n, device=self.device))
+        self.discriminator.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        with torch.no_grad():
+            for avg, cur in zip(self.generator_avg.parameters(), self.generator.parameters()):
+                avg.lerp_(cur, 1.0 - cfg.ema)
+        self.iteration += 1
+        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+
+    def _evaluate(self) -> float:
+        distance = self.image_distance()
+        self.history["eval_step"].append(self.iteration)
+        self.history["image_distance"].append(distance)
+        if distance < self.best["distance"]:
+            self.best = {"distance": distance, "iteration": self.iteration,
+                         "state": copy.deepcopy(self.generator_avg.state_dict())}
+        return distance
+
+    def _snapshot_content(self, latest: dict[str, float]) -> dict[str, Any]:
+        samples = self.sample(self.config.snapshot_samples, seed=self.config.seed + 1)
+        metrics = dict(latest)
+        for i, name in enumerate(self.space.names):
+            metrics[f"mean/{name}"] = float(samples[:, i].mean())
+            metrics[f"std/{name}"] = float(samples[:, i].std(ddof=1))
+        return {"metrics": metrics, "images": self.grid(), "params": {"samples": samples}}
+
+    def run(self, observer: Observer | None = None, control: RunControl | None = None,
+            checkpoint_path: str | Path | None = None) -> CalibrationOutcome:
+        """Train until ``config.iterations`` (or a stop) and return the best-match samples."""
+        cfg = self.config
+        log = ProgressLog("calibrate", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer)
+        wall0, last_ckpt = self.wall_time, time.perf_counter()
+        latest: dict[str, float] = {}
+        stopped = False
+        while self.iteration < cfg.iterations:
+            if control is not None and not control.proceed():
+                stopped = True
+                break
+            log.log(self.iteration + 1, **self.step())
+            self.wall_time = wall0 + log.elapsed
+            if self.iteration % cfg.eval_every == 0:
+                latest["image_distance"] = self._evaluate()
+            if log.due(self.iteration):
+                log.emit(self.iteration, **self._snapshot_content(latest))
+            if checkpoint_path and time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
+                save_checkpoint(checkpoint_path, self.checkpoint_payload())
+                last_ckpt = time.perf_counter()
+        if not self.history["eval_step"] or self.history["eval_step"][-1] != self.iteration:
+            latest["image_distance"] = self._evaluate()
+        if checkpoint_path:
+            save_checkpoint(checkpoint_path, self.checkpoint_payload())
+        chosen = copy.deepcopy(self.generator_avg)
+        chosen.load_state_dict(self.best["state"])
+        samples = self.sample(cfg.n_samples, generator=chosen, seed=cfg.seed + 2)
+        outcome = CalibrationOutcome(samples=samples, iteration=self.iteration,
+                                     chosen_iteration=int(self.best["iteration"]),
+                                     image_distance=float(self.best["distance"]), wall_time=self.wall_time,
+                                     history=dict(self.history), stopped_early=stopped)
+        if observer is not None:
+            content = self._snapshot_content(latest)
+            content["params"]["samples"] = samples[:cfg.snapshot_samples]
+            log.emit(self.iteration, final=True, **content)
+        return outcome
+
+    # -- files ----------------------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Resumable state, loadable with weights_only (no code in the file)."""
+        meta = {"parameters": parameters_to_json(self.simulator.parameters), "config": asdict(self.config),
+                "iteration": self.iteration, "wall_time": self.wall_time, "true_sha256": self.true.sha256,
+                "best_distance": self.best["distance"], "best_iteration": self.best["iteration"],
+                "latent_dim": self.latent_dim}
+        return {"kind": "calibration", "meta": json.dumps(meta), "history": json.dumps(self.history),
+                "generator": self.generator.state_dict(), "generator_avg": self.generator_avg.state_dict(),
+                "best_generator": self.best["state"], "discriminator": self.discriminator.state_dict(),
+                "opt_generator": self.opt_g.state_dict(), "opt_discriminator": self.opt_d.state_dict(),
+                "rng": self.gen.get_state()}
+
+    def resume_from(self, path: str | Path) -> None:
+        """Continue the calibration saved in ``path`` (same simulator, same true images)."""
+        payload = load_checkpoint(path, "calibration")
+        meta = json.loads(payload["meta"])
+        if meta["parameters"] != parameters_to_json(self.simulator.parameters):
+            raise CheckpointError(f"{path}: was made for other simulator parameters")
+        if meta["true_sha256"] != self.true.sha256:
+            raise CheckpointError(f"{path}: was made with other true images (checksum differs)")
+        if int(meta["latent_dim"]) != self.latent_dim:
+            raise CheckpointError(f"{path}: generator latent size {meta['latent_dim']} differs from {self.latent_dim}")
+        try:
+            self.generator.load_state_dict(payload["generator"])
+            self.generator_avg.load_state_dict(payload["generator_avg"])
+            self.discriminator.load_state_dict(payload["discriminator"])
+            self.opt_g.load_state_dict(payload["opt_generator"])
+            self.opt_d.load_state_dict(payload["opt_discriminator"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: does not match this network configuration ({exc})") from exc
+        self.best = {"distance": float(meta["best_distance"]), "iteration": int(meta["best_iteration"]),
+                     "state": payload["best_generator"]}
+        self.gen.set_state(payload["rng"])
+        self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
+        self.history = json.loads(payload["history"])
