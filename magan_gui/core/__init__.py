@@ -1,0 +1,1 @@
+"""The engine: plain Python, NumPy and PyTorch; never imports Qt."""

@@ -1,0 +1,179 @@
+"""The calibration result: best-match statistics in physical units, provenance, and its files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .calibration import CalibrationOutcome
+from .data import TrueImages
+from .parameters import ParameterSpace
+from .simulators import run_simulator, uses_common_noise
+
+RESULT_FORMAT = "magan-result/1"
+QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
+# A parameter whose one-std change moves the image by less than this L2 norm (pixel units in [0, 1],
+# i.e. about a quarter of one fully lit pixel) barely shows in the images: its spread is not trusted.
+WEAK_EFFECT_L2 = 0.25
+
+
+class ResultExistsError(FileExistsError):
+    """Refused to overwrite an existing result file."""
+
+
+def software_versions() -> dict[str, str]:
+    """Versions that matter for reproducing a run."""
+    from .. import __version__
+
+    return {"magan_gui": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+@torch.no_grad()
+def parameter_effects(simulator: Any, samples: np.ndarray, device: torch.device | str = "cpu",
+                      n: int = 256, seed: int = 0) -> tuple[np.ndarray, float]:
+    """How much each parameter shows in the images.
+
+    Returns the mean L2 image change (pixels in [0, 1]) when each parameter moves by one
+    best-match std from best-match samples, and the L2 difference two noise draws make at the
+    same parameters (0 for deterministic simulators): the scale an effect has to stand out from.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    base = torch.as_tensor(samples[:n], dtype=torch.float32, device=device)
+    std = torch.as_tensor(samples.std(axis=0), dtype=torch.float32, device=device)
+    common = uses_common_noise(simulator)
+    noise = simulator.sample_noise(base.shape[0], generator=gen, device=device) if common else None
+    reference = run_simulator(simulator, base, noise)
+    effects = []
+    for i in range(base.shape[1]):
+        shifted = base.clone()
+        shifted[:, i] += std[i]
+        diff = run_simulator(simulator, shifted, noise) - reference
+        effects.append(float(diff.flatten(1).norm(dim=1).mean()))
+    noise_l2 = 0.0
+    if getattr(simulator, "stochastic", False):
+        other = simulator.sample_noise(base.shape[0], generator=gen, device=device) if common else None
+        noise_l2 = float((run_simulator(simulator, base, other) - reference).flatten(1).norm(dim=1).mean())
+    return np.asarray(effects), noise_l2
+
+
+def build_result(simulator: Any, spec: str, outcome: CalibrationOutcome, true: TrueImages,
+                 emulator_meta: dict[str, Any], config: dict[str, Any], seed: int, device: torch.device | str,
+                 emulator_path: str | None = None, effects: tuple[np.ndarray, float] | None = None
+                 ) -> dict[str, Any]:
+    """Assemble the result document (DESIGN.md's result file, plus statistics and provenance)."""
+    space = ParameterSpace(simulator.parameters)
+    samples = outcome.samples
+    mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    quantiles = np.percentile(samples, QUANTILES, axis=0)
+    known = true.params is not None and true.params.shape[1] == len(space)
+    if effects is None:
+        effects = parameter_effects(simulator, samples, device)
+    effect, noise_l2 = effects
+    rows = []
+    for i, p in enumerate(space.parameters):
+        row: dict[str, Any] = {
+            "name": p.name, "unit": p.unit, "mean": float(mean[i]), "std": float(std[i]),
+            "default": p.default, "low": p.low, "high": p.high,
+            "quantiles": {f"{q:g}": float(quantiles[k, i]) for k, q in enumerate(QUANTILES)},
+            "image_effect_l2": float(effect[i]),
+            "well_constrained": bool(effect[i] >= WEAK_EFFECT_L2),
+        }
+        if not row["well_constrained"]:
+            row["note"] = (f"a one-std change of {p.name} moves the images by only {effect[i]:.2f} (L2, pixels in "
+                           "[0, 1]): the images barely constrain it, so its spread is unreliable")
+        edge = (p.high - p.low) * 0.01
+        if quantiles[0, i] < p.low + edge or quantiles[-1, i] > p.high - edge:
+            row["note"] = (row.get("note", "") + "; " if "note" in row else "") + (
+                f"samples reach the bound [{p.low}, {p.high}]: widen the simulator's range for {p.name}")
+        if known:
+            t_mean, t_std = float(true.params[:, i].mean()), float(true.params[:, i].std(ddof=1))
+            row.update({"true_mean": t_mean, "true_std": t_std,
+                        "bias_in_true_std": (float(mean[i]) - t_mean) / t_std if t_std > 0 else None,
+                        "std_ratio": float(std[i]) / t_std if t_std > 0 else None})
+        rows.append(row)
+    corr = np.corrcoef(samples, rowvar=False) if len(space) > 1 else np.ones((1, 1))
+    return {
+        "format": RESULT_FORMAT,
+        "simulator": simulator.name, "simulator_spec": spec,
+        "parameters": rows,
+        "correlation": {"names": space.names, "matrix": np.round(corr, 6).tolist()},
+        "n_samples": int(samples.shape[0]),
+        "noise_l2": noise_l2,
+        "true_data": {"source": true.source, "sha256": true.sha256, "n_images": len(true),
+                      "image_shape": list(true.shape), "true_parameters_known": known},
+        "emulator": {"path": emulator_path, "fidelity_mse": emulator_meta.get("fidelity_mse"),
+                     "mode": emulator_meta.get("mode"), "iterations": emulator_meta.get("iteration")},
+        "calibration": {"iterations": outcome.iteration, "chosen_iteration": outcome.chosen_iteration,
+                        "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,
+                        "config": config, "history": outcome.history},
+        "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
+        "versions": software_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def samples_path_for(result_path: str | Path) -> Path:
+    """The CSV of samples that sits beside a result JSON: ``name.samples.csv``."""
+    result_path = Path(result_path)
+    return result_path.with_name(result_path.stem + ".samples.csv")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(path: str | Path, result: dict[str, Any], samples: np.ndarray, overwrite: bool = False) -> Path:
+    """Write the result JSON and its samples CSV; refuse to replace existing files unless ``overwrite``."""
+    path = Path(path)
+    csv_path = samples_path_for(path)
+    if not overwrite:
+        for p in (path, csv_path):
+            if p.exists():
+                raise ResultExistsError(f"{p} already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [row["name"] for row in result["parameters"]]
+    lines = [",".join(names)] + [",".join(f"{v:.7g}" for v in row) for row in samples]
+    _write_atomic(csv_path, "\n".join(lines) + "\n")
+    result = dict(result, samples_csv=csv_path.name)
+    _write_atomic(path, json.dumps(result, indent=2) + "\n")
+    return csv_path
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A one-screen table of the best-match parameters (and the truth, when known)."""
+    known = result["true_data"]["true_parameters_known"]
+    head = f"{'parameter':<12}{'best mean':>11}{'best std':>10}{'default':>10}"
+    if known:
+        head += f"{'true mean':>11}{'true std':>10}{'bias/σ':>8}{'std ratio':>10}"
+    lines = [head, "-" * len(head)]
+    for row in result["parameters"]:
+        label = row["name"] + (f" [{row['unit']}]" if row["unit"] else "")
+        line = f"{label:<12}{row['mean']:>11.4g}{row['std']:>10.3g}{row['default']:>10.4g}"
+        if known:
+            line += (f"{row['true_mean']:>11.4g}{row['true_std']:>10.3g}"
+                     f"{row['bias_in_true_std']:>8.2f}{row['std_ratio']:>10.2f}")
+        lines.append(line + ("" if row["well_constrained"] else "  (weakly constrained)"))
+    cal = result["calibration"]
+    lines.append(f"{result['n_samples']} samples; generator from iteration {cal['chosen_iteration']} of "
+                 f"{cal['iterations']} (image distance {cal['image_distance']:.4f}); "
+                 f"{result['wall_time_s']:.0f} s on {result['device']}")
+    notes = [f"  {row['name']}: {row['note']}" for row in result["parameters"] if "note" in row]
+    if notes:
+        lines += ["notes:"] + notes
+    return "\n".join(lines)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv and install magan-gui (editable) with its test tools.  Torch is pinned to the
+# CPU build that pip finds locally; on a machine with CUDA, install the torch you want first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test]"
