@@ -10,10 +10,10 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -262,6 +262,32 @@ def cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from .core.benchmarks import paper_images_per_second, simulator_throughput
+
+    simulator = load_simulator(args.simulator)
+    device = resolve_device(args.device)
+    emulator = TrainedEmulator.load(args.emulator) if args.emulator else None
+    print(f"image throughput, {simulator.name}, device {device} (torch threads {torch.get_num_threads()})")
+    print(f"{'source':<48}{'images':>9}{'seconds':>10}{'images/s':>12}")
+    rows = []
+    for n in args.images:
+        for r in simulator_throughput(simulator, n, device, emulator=emulator, reference_images=args.reference):
+            if any(row.source == r.source and row.n_images == r.n_images for row in rows):
+                continue
+            rows.append(r)
+            print(f"{r.source:<48}{r.n_images:>9}{r.seconds:>10.3f}{r.images_per_second:>12.0f}")
+    loop = [r for r in rows if "per-image" in r.source]
+    fast = [r for r in rows if "vectorised" in r.source]
+    if loop and fast:
+        print(f"vectorised / per-image loop: {max(r.images_per_second for r in fast) / loop[0].images_per_second:.0f}x")
+    paper = paper_images_per_second(simulator.name, "simulator")
+    if paper and fast:
+        print(f"vectorised / paper's simulator (10K in {10000 / paper:.3f} s): "
+              f"{max(r.images_per_second for r in fast) / paper:.0f}x")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The ``magan`` argument parser."""
@@ -303,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_positive_int)
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--discriminator-on", choices=("simulated", "emulated"),
-                   help="fakes shown to the discriminator: simulated (default) or emulated (faster for slow simulators)")
+                   help="fakes shown to the discriminator: simulated (default) or emulated "
+                        "(faster for slow simulators)")
     p.add_argument("--preset", default="quick", help="quick (default), paper, or a .toml file")
     p.add_argument("--resume", action="store_true", help="continue from NAME.checkpoint.pt beside the output")
     common(p)
@@ -325,6 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick")
     common(p)
     p.set_defaults(func=cmd_example)
+
+    p = sub.add_parser("bench", help="benchmarks (speed: simulator and emulator image throughput)")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = bench.add_parser("speed", help="images per second: vectorised simulator, emulator, per-image loop")
+    b.add_argument("--simulator", default="circles")
+    b.add_argument("--emulator", help="also time this trained emulator")
+    b.add_argument("--images", type=lambda t: [int(v) for v in _floats(t)], default=[10000, 100000],
+                   help="comma-separated image counts (default 10000,100000)")
+    b.add_argument("--reference", type=int, default=2000, help="images drawn by the per-image loop (default 2000)")
+    b.add_argument("--device", default="auto")
+    b.set_defaults(func=cmd_bench_speed)
     return parser
 
 

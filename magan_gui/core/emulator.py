@@ -47,28 +47,35 @@ class TrainedEmulator:
         """Where the network's weights live."""
         return next(self.net.parameters()).device
 
-    def to(self, device: torch.device | str) -> "TrainedEmulator":
+    def to(self, device: torch.device | str) -> TrainedEmulator:
         """Move the network to a device; returns self."""
         self.net.to(device)
         return self
 
-    def random_inputs(self, n: int, generator: torch.Generator | None = None
-                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Noise image and latent vector for n images, as the network expects them (or None)."""
-        device = self.device
-        noise = (torch.rand(n, *self.image_shape, generator=generator, device=device)
-                 if self.net.noise_image else None)
-        latent = (torch.randn(n, self.net.latent_dim, generator=generator, device=device)
-                  if self.net.latent_dim else None)
-        return noise, latent
+    def sample_noise(self, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> torch.Tensor | None:
+        """The emulator's random input for n images, or None if it is deterministic.
+
+        A noise image (N, H, W) for emulators fed the simulator's draws, a latent vector
+        (N, L) for emulators of black-box stochastic simulators.  Pass a seeded generator
+        for reproducible images.
+        """
+        device = device or self.device
+        if self.net.noise_image:
+            return torch.rand(n, *self.image_shape, generator=generator, device=device)
+        if self.net.latent_dim:
+            return torch.randn(n, self.net.latent_dim, generator=generator, device=device)
+        return None
 
     @torch.no_grad()
     def simulate(self, params: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Emulated images in [0, 1] for physical params (N, P), on the emulator's device."""
+        """Emulated images in [0, 1] for physical params (N, P); ``noise`` as from ``sample_noise``."""
         params = torch.as_tensor(params, dtype=torch.float32, device=self.device)
-        fresh_noise, latent = self.random_inputs(params.shape[0])
-        noise = fresh_noise if noise is None else noise.to(self.device)
-        out = self.net(self.space.to_normalised(params), noise if self.net.noise_image else None, latent)
+        if noise is None:
+            noise = self.sample_noise(params.shape[0])
+        noise = None if noise is None else noise.to(self.device)
+        out = self.net(self.space.to_normalised(params), noise if self.net.noise_image else None,
+                       noise if self.net.latent_dim else None)
         return (out.squeeze(1) + 1.0) * 0.5
 
     def export_torchscript(self, path: str | Path) -> None:
@@ -86,7 +93,7 @@ class TrainedEmulator:
         torch.jit.save(traced, str(path), _extra_files=extra)
 
     @staticmethod
-    def from_payload(payload: dict[str, Any]) -> "TrainedEmulator":
+    def from_payload(payload: dict[str, Any]) -> TrainedEmulator:
         """Rebuild from an emulator checkpoint's dict (see Pretrainer.checkpoint_payload)."""
         try:
             meta = json.loads(payload["meta"])
@@ -99,7 +106,7 @@ class TrainedEmulator:
         return TrainedEmulator(net, parameters, meta)
 
     @staticmethod
-    def load(path: str | Path) -> "TrainedEmulator":
+    def load(path: str | Path) -> TrainedEmulator:
         """Load an emulator written by ``magan pretrain`` (never executes code from the file)."""
         return TrainedEmulator.from_payload(load_checkpoint(path, "emulator"))
 

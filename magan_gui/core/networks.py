@@ -26,7 +26,7 @@ class NetworkSizes:
     hidden: int = 128             # MLP width (generator, emulator input)
 
     @staticmethod
-    def for_image(shape: tuple[int, int], width: float = 1.0) -> "NetworkSizes":
+    def for_image(shape: tuple[int, int], width: float = 1.0) -> NetworkSizes:
         """Sizes for (H, W) images: one more resolution level per doubling above 32 px."""
         levels = max(2, math.ceil(math.log2(max(shape) / 8.0)))
         return NetworkSizes(base_channels=max(16, int(64 * width)), upsamplings=levels,
@@ -123,7 +123,7 @@ def _encoder(image_shape: tuple[int, int], sizes: NetworkSizes) -> tuple[nn.Sequ
     for _ in range(sizes.downsamplings):
         layers += [nn.Conv2d(channels, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         channels, c = c, c * 2
-        h, w = (h + 1) // 2, (w + 1) // 2
+        h, w = h // 2, w // 2  # kernel 4, stride 2, padding 1 halves, rounding down
     layers.append(nn.Flatten())
     return nn.Sequential(*layers), channels * h * w
 

@@ -166,8 +166,9 @@ def format_summary(result: dict[str, Any]) -> str:
         label = row["name"] + (f" [{row['unit']}]" if row["unit"] else "")
         line = f"{label:<12}{row['mean']:>11.4g}{row['std']:>10.3g}{row['default']:>10.4g}"
         if known:
+            ratio = lambda v, width: f"{v:>{width}.2f}" if v is not None else f"{'-':>{width}}"  # noqa: E731
             line += (f"{row['true_mean']:>11.4g}{row['true_std']:>10.3g}"
-                     f"{row['bias_in_true_std']:>8.2f}{row['std_ratio']:>10.2f}")
+                     f"{ratio(row['bias_in_true_std'], 8)}{ratio(row['std_ratio'], 10)}")
         lines.append(line + ("" if row["well_constrained"] else "  (weakly constrained)"))
     cal = result["calibration"]
     lines.append(f"{result['n_samples']} samples; generator from iteration {cal['chosen_iteration']} of "

@@ -153,7 +153,8 @@ def validate_simulator(simulator: Any, label: str) -> Any:
     """Check a simulator's attributes and one small batch; return it, or raise SimulatorError."""
     for attr in ("image_shape", "parameters", "simulate"):
         if not hasattr(simulator, attr):
-            raise SimulatorError(f"simulator {label!r} has no attribute {attr!r} (see the plugin contract in the README)")
+            raise SimulatorError(f"simulator {label!r} has no attribute {attr!r} "
+                                 "(see the plugin contract in the README)")
     if not isinstance(getattr(simulator, "name", None), str):
         simulator.name = label
     if not callable(simulator.simulate):
@@ -204,7 +205,8 @@ def load_simulator(spec: str) -> Any:
         module_spec.loader.exec_module(module)
     except Exception as exc:  # the user's file may fail in any way
         sys.modules.pop(module_name, None)
-        raise SimulatorError(f"simulator file {str(path)!r} could not be imported: {type(exc).__name__}: {exc}") from exc
+        raise SimulatorError(f"simulator file {str(path)!r} could not be imported: "
+                             f"{type(exc).__name__}: {exc}") from exc
     cls = getattr(module, class_name, None)
     if cls is None:
         raise SimulatorError(f"simulator file {str(path)!r} defines no {class_name!r}")

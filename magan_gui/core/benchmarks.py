@@ -1,0 +1,124 @@
+"""Throughput measurements: the vectorised simulators and the emulator against a per-image loop.
+
+The per-image references draw one image at a time with NumPy, the way a straightforward Monte
+Carlo script (and the paper's Table III simulator) does; they define the same images as the
+built-ins, so the ratio is speed alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .parameters import ParameterSpace
+from .simulators import _STROKE_SIGMA, run_simulator, uses_common_noise
+
+
+def _lines_one(p: np.ndarray, h: int, w: int) -> np.ndarray:
+    m, x0, c, steps = p
+    xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h - 1, -1, -1, dtype=np.float32)[:, None]
+    dx, dy = steps, m * steps
+    t = np.clip(((xs - x0) * dx + (ys - c) * dy) / max(dx * dx + dy * dy, 1e-6), 0.0, 1.0)
+    dist2 = (xs - x0 - t * dx) ** 2 + (ys - c - t * dy) ** 2
+    return np.exp(-0.5 * dist2 / _STROKE_SIGMA**2)
+
+
+def _circles_one(p: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    x0, y0, r, n, b = p
+    xs, ys = np.arange(w, dtype=np.float32)[None, :], np.arange(h - 1, -1, -1, dtype=np.float32)[:, None]
+    ring = np.exp(-0.5 * (np.sqrt((xs - x0) ** 2 + (ys - y0) ** 2) - r) ** 2 / _STROKE_SIGMA**2)
+    return np.clip(b * ring + n * rng.random((h, w), dtype=np.float32), 0.0, 1.0)
+
+
+def per_image_reference(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A one-image-at-a-time NumPy loop for a built-in simulator (None for plugins)."""
+    rng = np.random.default_rng(0)
+    if name == "lines":
+        return lambda params: np.stack([_lines_one(p, 28, 28) for p in params])
+    if name == "circles":
+        return lambda params: np.stack([_circles_one(p, 28, 28, rng) for p in params])
+    return None
+
+
+@dataclass
+class Throughput:
+    """Images per second of one image source at one batch count."""
+
+    source: str
+    n_images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        """n_images / seconds."""
+        return self.n_images / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def simulator_throughput(simulator: Any, n_images: int, device: torch.device, batch: int = 65536,
+                         reference_images: int = 2000, emulator: Any = None, seed: int = 0) -> list[Throughput]:
+    """Time the vectorised simulator (and an emulator, and the per-image loop) on n_images.
+
+    The per-image loop runs on ``reference_images`` only and is reported at that count: its time
+    grows linearly, so its rate is what matters.
+    """
+    space = ParameterSpace(simulator.parameters)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    params = space.sample_uniform(n_images, generator=gen, device=device)
+
+    def vectorised() -> None:
+        for s in range(0, n_images, batch):
+            chunk = params[s:s + batch]
+            noise = simulator.sample_noise(chunk.shape[0], generator=gen, device=device) \
+                if uses_common_noise(simulator) else None
+            run_simulator(simulator, chunk, noise)
+
+    if n_images <= batch:
+        vectorised()  # warm-up: first-call allocations would dominate a small run
+    results = [Throughput(f"{simulator.name} simulator (vectorised, {device})", n_images,
+                          _timed(vectorised, device))]
+    if emulator is not None:
+        emulator.to(device)
+
+        def emulate() -> None:
+            for s in range(0, n_images, batch):
+                emulator.simulate(params[s:s + batch])
+
+        if n_images <= batch:
+            emulate()
+        results.append(Throughput(f"emulator ({device})", n_images, _timed(emulate, device)))
+    reference = per_image_reference(simulator.name)
+    if reference is not None and reference_images > 0:
+        ref_params = params[:reference_images].cpu().numpy()
+        results.append(Throughput(f"{simulator.name} per-image NumPy loop (cpu)", ref_params.shape[0],
+                                  _timed(lambda: reference(ref_params), torch.device("cpu"))))
+    return results
+
+
+# The paper's Table III (seconds for 10K / 100K / 1M images): CPU simulator, emulator on CPU and GPU.
+PAPER_TABLE_III = {
+    "lines": {"simulator": (2.143, 21.368, 213.798), "emulator_cpu": (6.539, 66.536, 672.633),
+              "emulator_gpu": (1.625, 4.901, 36.656)},
+    "circles": {"simulator": (47.367, 471.842, 4773.626), "emulator_cpu": (6.540, 66.541, 671.628),
+                "emulator_gpu": (1.623, 4.907, 36.671)},
+}
+
+
+def paper_images_per_second(simulator: str, source: str) -> float | None:
+    """The paper's 10K-image rate for a source ("simulator", "emulator_cpu", "emulator_gpu")."""
+    row = PAPER_TABLE_III.get(simulator, {}).get(source)
+    return 10000 / row[0] if row else None

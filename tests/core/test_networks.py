@@ -1,0 +1,117 @@
+"""Shapes and output ranges of the four networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from magan_gui.core.networks import Discriminator, Emulator, Generator, NetworkSizes, Siamese, count_parameters
+
+SHAPES = [(28, 28), (32, 32), (30, 26)]
+
+
+@pytest.fixture(autouse=True)
+def _seed_no_grad():
+    torch.manual_seed(0)
+    with torch.no_grad():
+        yield
+
+
+def test_sizes_scale_with_image():
+    assert NetworkSizes.for_image((28, 28)).upsamplings == 2
+    assert NetworkSizes.for_image((32, 32)).upsamplings == 2
+    assert NetworkSizes.for_image((64, 64)).upsamplings == 3
+    small = NetworkSizes.for_image((28, 28), width=0.25)
+    assert small.base_channels == 16 and small.disc_channels == 8 and small.hidden == 32
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_emulator_output_shape_and_tanh_range(shape):
+    sizes = NetworkSizes.for_image(shape, width=0.5)
+    net = Emulator(4, shape, sizes)
+    params = torch.rand(5, 4) * 2 - 1
+    out = net(params)
+    assert out.shape == (5, 1, *shape)
+    assert float(out.min()) >= -1.0 and float(out.max()) <= 1.0
+    # extreme inputs still saturate inside the tanh range
+    big = net(torch.full((2, 4), 1e4))
+    assert float(big.abs().max()) <= 1.0
+
+
+def test_emulator_depends_on_params():
+    net = Emulator(4, (28, 28), NetworkSizes.for_image((28, 28), width=0.5))
+    a, b = net(torch.zeros(1, 4)), net(torch.ones(1, 4))
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_emulator_with_noise_image(shape):
+    net = Emulator(5, shape, NetworkSizes.for_image(shape, width=0.5), noise_image=True)
+    params = torch.zeros(3, 5)
+    noise = torch.rand(3, *shape)
+    out = net(params, noise)
+    assert out.shape == (3, 1, *shape)
+    # the noise enters per pixel: other noise, other image; same noise, same image
+    assert not torch.allclose(out, net(params, torch.rand(3, *shape)))
+    assert torch.equal(out, net(params, noise.clone()))
+
+
+def test_emulator_with_latent():
+    net = Emulator(4, (28, 28), NetworkSizes.for_image((28, 28), width=0.5), latent_dim=8)
+    out = net(torch.zeros(2, 4), latent=torch.randn(2, 8))
+    assert out.shape == (2, 1, 28, 28)
+    assert not torch.allclose(out, net(torch.zeros(2, 4), latent=torch.randn(2, 8)))
+
+
+def test_generator_shape_and_range():
+    g = Generator(n_params=5, latent_dim=10, hidden=32)
+    out = g(torch.randn(64, 10))
+    assert out.shape == (64, 5)
+    assert float(out.abs().max()) < 1.0
+    assert float(g(torch.randn(4, 10) * 1e4).abs().max()) <= 1.0
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(27, 27)])
+def test_discriminator_one_logit_per_image(shape):
+    sizes = NetworkSizes.for_image(shape, width=0.5)
+    for mbstd in (True, False):
+        d = Discriminator(shape, sizes, minibatch_std=mbstd)
+        out = d(torch.rand(7, 1, *shape) * 2 - 1)
+        assert out.shape == (7,)
+        assert torch.isfinite(out).all()
+
+
+def test_discriminator_minibatch_std_sees_the_batch():
+    shape = (28, 28)
+    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5), minibatch_std=True)
+    x = torch.rand(4, 1, *shape)
+    alone = d(x[:1])
+    with_others = d(x)[:1]
+    assert not torch.allclose(alone, with_others)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_siamese_one_logit_per_pair_and_symmetric(shape):
+    s = Siamese(shape, NetworkSizes.for_image(shape, width=0.5))
+    a, b = torch.rand(6, 1, *shape) * 2 - 1, torch.rand(6, 1, *shape) * 2 - 1
+    ab, ba = s(a, b), s(b, a)
+    assert ab.shape == (6,)
+    torch.testing.assert_close(ab, ba)
+
+
+def test_siamese_identical_pairs_score_higher_at_init():
+    shape = (28, 28)
+    s = Siamese(shape, NetworkSizes.for_image(shape, width=0.5))
+    assert float(s.scale) < 0
+    a, b = torch.rand(8, 1, *shape) * 2 - 1, torch.rand(8, 1, *shape) * 2 - 1
+    same, different = s(a, a.clone()), s(a, b)
+    torch.testing.assert_close(same, torch.full((8,), float(s.bias)))
+    assert bool((same > different).all())
+
+
+def test_count_parameters_counts_trainable_only():
+    g = Generator(2, 3, hidden=4)
+    # 3*4+4 + 4*4+4 + 4*2+2
+    assert count_parameters(g) == 46
+    g.net[0].weight.requires_grad_(False)
+    assert count_parameters(g) == 46 - 12

@@ -1,0 +1,322 @@
+"""The `magan` command, run in-process: outputs, refusals as one line on stderr, exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from magan_gui.cli import main
+from magan_gui.core.emulator import TrainedEmulator
+from tests.conftest import REPO_ROOT
+
+LINES_MEAN = "1.5,10,0.5,9"
+LINES_STD = "0.3,0.5,0.1,0.5"
+
+TINY_PRESET = """
+[pretrain]
+iterations = 30
+batch_size = 16
+heldout = 32
+eval_every = 10
+grid_rows = 2
+
+[calibrate]
+iterations = 20
+batch_size = 16
+eval_every = 10
+eval_samples = 128
+n_samples = 500
+snapshot_samples = 100
+discriminator_optimizer = "adam"
+lr_discriminator = 2e-4
+"""
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _assert_one_error_line(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"magan {command}: error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "tiny.toml").write_text(TINY_PRESET)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pretrained(workdir):
+    """`magan pretrain` once for the module: (exit code, stdout, stderr, emulator path)."""
+    path = workdir / "emulator.pt"
+    code, out, err = _run("pretrain", "--simulator", "lines", "-o", str(path), "--iterations", "30",
+                          "--batch-size", "16", "--preset", str(workdir / "tiny.toml"), "--device", "cpu")
+    return code, out, err, path
+
+
+@pytest.fixture(scope="module")
+def true_npz(workdir):
+    path = workdir / "true.npz"
+    code, _, _ = _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "200",
+                      "-o", str(path), "--device", "cpu", "--seed", "1")
+    assert code == 0
+    return path
+
+
+# -- simulate ---------------------------------------------------------------------------------------------
+def test_simulate_writes_npz_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "true.npz"
+    argv = ["simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "50",
+            "-o", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "wrote 50 lines images" in captured.out and captured.err == ""
+    with np.load(out) as data:
+        assert data["images"].shape == (50, 28, 28)
+        assert data["params"].shape == (50, 4)
+        assert list(data["param_names"]) == ["m", "x0", "c", "x_steps"]
+        first = data["images"].copy()
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    line = _assert_one_error_line(captured.err, "simulate")
+    assert "already exists" in line and "--force" in line
+    with np.load(out) as data:
+        assert np.array_equal(data["images"], first)
+
+    assert main(argv + ["--force", "--seed", "5"]) == 0
+    with np.load(out) as data:
+        assert not np.array_equal(data["images"], first)
+
+
+def test_simulate_is_reproducible_by_seed(tmp_path):
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for p in paths:
+        assert _run("simulate", "--simulator", "circles", "--mean", "18,18,8,0.15,0.9", "--std",
+                    "0.8,0.8,0.5,0.05,0.05", "-n", "20", "-o", str(p), "--seed", "3", "--device", "cpu")[0] == 0
+    with np.load(paths[0]) as a, np.load(paths[1]) as b:
+        assert np.array_equal(a["images"], b["images"])
+
+
+def test_simulate_wrong_number_of_means(tmp_path):
+    code, _, err = _run("simulate", "--simulator", "lines", "--mean", "1.5,10,0.5", "--std", LINES_STD,
+                        "-n", "10", "-o", str(tmp_path / "x.npz"), "--device", "cpu")
+    assert code == 2
+    line = _assert_one_error_line(err, "simulate")
+    assert "4 parameters" in line and "got 3 means" in line
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_simulate_unknown_simulator(tmp_path):
+    code, _, err = _run("simulate", "--simulator", "nosuchthing", "--mean", "1", "--std", "1",
+                        "-o", str(tmp_path / "x.npz"))
+    assert code == 2
+    assert "unknown simulator 'nosuchthing'" in _assert_one_error_line(err, "simulate")
+
+
+def test_simulate_refuses_non_npz_output(tmp_path):
+    code, _, err = _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD,
+                        "-o", str(tmp_path / "x.npy"))
+    assert code == 2
+    assert ".npz" in _assert_one_error_line(err, "simulate")
+
+
+def test_bad_number_text_is_an_argparse_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--simulator", "lines", "--mean", "a,b", "--std", LINES_STD, "-o", str(tmp_path / "x.npz")])
+    assert exc.value.code == 2
+    assert "expected comma-separated numbers" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_gpu(tmp_path):
+    code, _, err = _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "5",
+                        "-o", str(tmp_path / "x.npz"), "--device", "cuda")
+    assert code == 2
+    assert "no CUDA GPU" in _assert_one_error_line(err, "simulate")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_unknown_device(tmp_path):
+    code, _, err = _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "5",
+                        "-o", str(tmp_path / "x.npz"), "--device", "tpu")
+    assert code == 2
+    assert "unknown device 'tpu'" in _assert_one_error_line(err, "simulate")
+
+
+# -- pretrain and emulate -------------------------------------------------------------------------------
+def test_pretrain_writes_emulator(pretrained):
+    code, out, err, path = pretrained
+    assert code == 0, err
+    assert "pretraining done" in out and "30 iterations" in out
+    assert "pretrain [" in err  # the progress bar
+    emulator = TrainedEmulator.load(path)
+    assert emulator.meta["iteration"] == 30 and emulator.meta["config"]["batch_size"] == 16
+    assert emulator.meta["config"]["heldout"] == 32  # from the preset file
+
+
+def test_pretrain_refuses_existing_output(pretrained, workdir):
+    code, _, err = _run("pretrain", "--simulator", "lines", "-o", str(pretrained[3]), "--iterations", "5")
+    assert code == 2
+    assert "already exists" in _assert_one_error_line(err, "pretrain")
+
+
+def test_pretrain_unknown_preset(tmp_path):
+    code, _, err = _run("pretrain", "--simulator", "lines", "-o", str(tmp_path / "e.pt"), "--preset", "nosuch")
+    assert code == 2
+    assert "unknown preset 'nosuch'" in _assert_one_error_line(err, "pretrain")
+
+
+def test_pretrain_resume_without_file(tmp_path):
+    code, _, err = _run("pretrain", "--simulator", "lines", "-o", str(tmp_path / "e.pt"), "--resume")
+    assert code == 2
+    assert "no such file" in _assert_one_error_line(err, "pretrain")
+
+
+def test_emulate_writes_images(pretrained, tmp_path):
+    out = tmp_path / "emulated.npz"
+    code, stdout, err = _run("emulate", "--emulator", str(pretrained[3]), "--mean", LINES_MEAN, "--std", LINES_STD,
+                             "-n", "20", "-o", str(out), "--device", "cpu")
+    assert code == 0, err
+    assert "wrote 20 emulated images" in stdout
+    with np.load(out) as data:
+        images = data["images"]
+        assert images.shape == (20, 28, 28)
+        assert images.min() >= 0.0 and images.max() <= 1.0
+        assert data["params"].shape == (20, 4)
+
+
+def test_emulate_export_torchscript(pretrained, tmp_path):
+    path = tmp_path / "emulator.ts"
+    code, stdout, err = _run("emulate", "--emulator", str(pretrained[3]), "--export", str(path))
+    assert code == 0, err
+    assert "TorchScript" in stdout
+    module = torch.jit.load(str(path))
+    with torch.no_grad():
+        images = module(torch.tensor([[1.5, 10.0, 0.5, 9.0]]))
+    assert images.shape == (1, 28, 28)
+    code, _, err = _run("emulate", "--emulator", str(pretrained[3]), "--export", str(path))
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "emulate")
+
+
+def test_emulate_needs_mean_or_export(pretrained, tmp_path):
+    code, _, err = _run("emulate", "--emulator", str(pretrained[3]), "-o", str(tmp_path / "x.npz"))
+    assert code == 2
+    assert "--mean" in _assert_one_error_line(err, "emulate")
+    code, _, err = _run("emulate", "--emulator", str(pretrained[3]), "--mean", "1,2", "-o", str(tmp_path / "x.npz"))
+    assert code == 2
+    assert "4 parameters" in _assert_one_error_line(err, "emulate")
+
+
+def test_emulate_refuses_a_non_emulator_file(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"\x00" * 100)
+    code, _, err = _run("emulate", "--emulator", str(path), "--export", str(tmp_path / "x.ts"))
+    assert code == 2
+    assert "not a readable magan checkpoint" in _assert_one_error_line(err, "emulate")
+
+
+def test_emulate_stochastic_emulator_is_reproducible_by_seed(circles, tmp_path):
+    """`--seed` must fix the emulated noise too, as `magan simulate --seed` does for the simulator."""
+    from magan_gui.core.pretraining import Pretrainer
+    from tests.conftest import tiny_pretrain_config
+
+    path = tmp_path / "circles.pt"
+    Pretrainer(circles, tiny_pretrain_config(iterations=2, heldout=16), "cpu", "circles").run(checkpoint_path=path)
+    outputs = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for out in outputs:
+        code, _, err = _run("emulate", "--emulator", str(path), "--mean", "18,18,8,0.3,0.9", "--std", "0,0,0,0,0",
+                            "-n", "4", "-o", str(out), "--seed", "0", "--device", "cpu")
+        assert code == 0, err
+    with np.load(outputs[0]) as a, np.load(outputs[1]) as b:
+        assert np.array_equal(a["params"], b["params"])
+        np.testing.assert_array_equal(a["images"], b["images"])
+
+
+# -- calibrate --------------------------------------------------------------------------------------------
+def test_calibrate_missing_true_file(pretrained, tmp_path):
+    code, _, err = _run("calibrate", "--simulator", "lines", "--emulator", str(pretrained[3]),
+                        "--true", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "r.json"))
+    assert code == 2
+    assert "no such file or folder" in _assert_one_error_line(err, "calibrate")
+
+
+def test_calibrate_true_images_of_wrong_shape(pretrained, tmp_path):
+    true = tmp_path / "big.npy"
+    np.save(true, np.zeros((10, 32, 32), dtype=np.uint8))
+    code, _, err = _run("calibrate", "--simulator", "lines", "--emulator", str(pretrained[3]),
+                        "--true", str(true), "-o", str(tmp_path / "r.json"))
+    assert code == 2
+    assert "32x32 but the simulator makes 28x28" in _assert_one_error_line(err, "calibrate")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_calibrate_missing_emulator(true_npz, tmp_path):
+    code, _, err = _run("calibrate", "--simulator", "lines", "--emulator", str(tmp_path / "none.pt"),
+                        "--true", str(true_npz), "-o", str(tmp_path / "r.json"))
+    assert code == 2
+    assert "no such file" in _assert_one_error_line(err, "calibrate")
+
+
+def test_calibrate_with_emulator_of_another_simulator(pretrained, tmp_path):
+    true = tmp_path / "circles.npz"
+    assert _run("simulate", "--simulator", "circles", "--mean", "18,18,8,0.15,0.9", "--std", "0.8,0.8,0.5,0.05,0.05",
+                "-n", "10", "-o", str(true), "--device", "cpu")[0] == 0
+    code, _, err = _run("calibrate", "--simulator", "circles", "--emulator", str(pretrained[3]),
+                        "--true", str(true), "-o", str(tmp_path / "r.json"), "--device", "cpu")
+    assert code == 2
+    assert "emulator was trained for parameters" in _assert_one_error_line(err, "calibrate")
+
+
+def test_calibrate_refuses_non_json_output(pretrained, true_npz, tmp_path):
+    code, _, err = _run("calibrate", "--simulator", "lines", "--emulator", str(pretrained[3]),
+                        "--true", str(true_npz), "-o", str(tmp_path / "r.txt"))
+    assert code == 2
+    assert ".json" in _assert_one_error_line(err, "calibrate")
+
+
+def test_calibrate_end_to_end(pretrained, true_npz, workdir, tmp_path):
+    result = tmp_path / "result.json"
+    argv = ["calibrate", "--simulator", "lines", "--emulator", str(pretrained[3]), "--true", str(true_npz),
+            "-o", str(result), "--preset", str(workdir / "tiny.toml"), "--device", "cpu", "--quiet"]
+    code, out, err = _run(*argv)
+    assert code == 0, err
+    doc = json.loads(result.read_text())
+    assert doc["simulator"] == "lines" and doc["n_samples"] == 500
+    assert doc["calibration"]["iterations"] == 20
+    assert doc["true_data"]["true_parameters_known"] is True
+    assert [row["name"] for row in doc["parameters"]] == ["m", "x0", "c", "x_steps"]
+    csv_lines = (tmp_path / "result.samples.csv").read_text().splitlines()
+    assert csv_lines[0] == "m,x0,c,x_steps" and len(csv_lines) == 501
+    assert (tmp_path / "result.checkpoint.pt").exists()
+    for name in ("m", "x0", "c", "x_steps"):
+        assert name in out
+    assert "result written to" in out
+    # a second run refuses to overwrite the result
+    code, _, err = _run(*argv)
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "calibrate")
+
+
+# -- the module entry point -------------------------------------------------------------------------------
+def test_module_help_exits_zero():
+    proc = subprocess.run([sys.executable, "-m", "magan_gui.cli", "--help"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("simulate", "pretrain", "calibrate", "emulate", "example"):
+        assert command in proc.stdout
