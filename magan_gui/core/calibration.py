@@ -48,6 +48,8 @@ class CalibrationConfig:
     latent_dim: int = 0                   # 0: max(8, 2 * number of parameters)
     label_flip: float = 0.05
     ema: float = 0.995                    # generator weight averaging
+    lr_decay_start: float = 0.5           # fraction of the run after which both learning rates fall ...
+    lr_final_factor: float = 0.1          # ... linearly to this fraction of their value at the end
     eval_every: int = 100
     eval_samples: int = 2048              # images per side in the per-pixel mean/std check
     n_samples: int = 10000                # best-match samples in the result
@@ -66,6 +68,8 @@ class CalibrationConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.discriminator_optimizer not in ("sgd", "adam"):
             raise ValueError(f"discriminator optimizer must be 'sgd' or 'adam', got {self.discriminator_optimizer!r}")
+        if not 0.0 <= self.lr_decay_start <= 1.0 or not 0.0 < self.lr_final_factor <= 1.0:
+            raise ValueError("lr_decay_start must be in [0, 1] and lr_final_factor in (0, 1]")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
 
@@ -196,9 +200,22 @@ class Calibrator:
         return {"generated": generated, "true": self.grid_true}
 
     # -- training -------------------------------------------------------------------------------------
+    def _lr_factor(self) -> float:
+        """Learning-rate multiplier: 1, then a linear fall late in the run so the generator settles."""
+        cfg = self.config
+        progress = self.iteration / max(1, cfg.iterations)
+        if progress <= cfg.lr_decay_start or cfg.lr_decay_start >= 1.0:
+            return 1.0
+        frac = min(1.0, (progress - cfg.lr_decay_start) / (1.0 - cfg.lr_decay_start))
+        return 1.0 - frac * (1.0 - cfg.lr_final_factor)
+
     def step(self) -> dict[str, float]:
         """One discriminator step and one generator step; returns their losses."""
         cfg, n = self.config, self.config.batch_size
+        factor = self._lr_factor()
+        for opt, lr in ((self.opt_g, cfg.lr_generator), (self.opt_d, cfg.lr_discriminator)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
         for _ in range(cfg.discriminator_steps):
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, latent = self._noise(n, self.gen)

@@ -131,21 +131,23 @@ def _encoder(image_shape: tuple[int, int], sizes: NetworkSizes) -> tuple[nn.Sequ
 class Discriminator(nn.Module):
     """CNN telling true images from simulated (or emulated) ones; returns a logit (the paper's D).
 
-    A minibatch standard-deviation feature lets it see the spread of a batch, not only each
-    image, which keeps the generator from collapsing onto the most typical parameters.
+    Minibatch statistics: the per-feature standard deviation over the batch, compressed to a few
+    numbers, is shown beside each image's features.  D then sees the spread of a batch, not only
+    single images, which keeps the generator from under- or over-dispersing its parameters.
     """
 
-    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, minibatch_std: bool = True):
+    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, minibatch_features: int = 16):
         super().__init__()
         self.features, n_features = _encoder(image_shape, sizes)
-        self.minibatch_std = minibatch_std
-        self.out = nn.Sequential(nn.Linear(n_features + int(minibatch_std), 128), nn.LeakyReLU(0.2),
+        self.spread = (nn.Sequential(nn.Linear(n_features, minibatch_features), nn.LeakyReLU(0.2))
+                       if minibatch_features else None)
+        self.out = nn.Sequential(nn.Linear(n_features + minibatch_features, 128), nn.LeakyReLU(0.2),
                                  nn.Linear(128, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         f = self.features(images)
-        if self.minibatch_std:
-            spread = f.std(dim=0, unbiased=False).mean().expand(f.shape[0], 1)
+        if self.spread is not None:
+            spread = self.spread(f.std(dim=0, unbiased=False, keepdim=True)).expand(f.shape[0], -1)
             f = torch.cat([f, spread], dim=1)
         return self.out(f).squeeze(1)
 

@@ -74,8 +74,8 @@ def test_generator_shape_and_range():
 @pytest.mark.parametrize("shape", SHAPES + [(27, 27)])
 def test_discriminator_one_logit_per_image(shape):
     sizes = NetworkSizes.for_image(shape, width=0.5)
-    for mbstd in (True, False):
-        d = Discriminator(shape, sizes, minibatch_std=mbstd)
+    for features in (16, 0):
+        d = Discriminator(shape, sizes, minibatch_features=features)
         out = d(torch.rand(7, 1, *shape) * 2 - 1)
         assert out.shape == (7,)
         assert torch.isfinite(out).all()
@@ -83,7 +83,7 @@ def test_discriminator_one_logit_per_image(shape):
 
 def test_discriminator_minibatch_std_sees_the_batch():
     shape = (28, 28)
-    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5), minibatch_std=True)
+    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5))
     x = torch.rand(4, 1, *shape)
     alone = d(x[:1])
     with_others = d(x)[:1]
