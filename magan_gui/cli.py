@@ -221,12 +221,15 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if args.export:
         path = Path(args.export)
         _refuse_existing(path, args.force)
-        emulator.export_torchscript(path)
-        print(f"TorchScript emulator written to {path}: load it with torch.jit.load(path) and call it with "
-              f"physical parameters (N, {len(emulator.parameters)})")
+        emulator.export_program(path)
+        extra = " and its noise (N, H, W)" if emulator.net.noise_image else (
+            f" and a latent (N, {emulator.net.latent_dim})" if emulator.net.latent_dim else "")
+        print(f"emulator exported to {path}: torch.export.load(path).module()(params{', noise' if extra else ''}) "
+              f"maps physical parameters (N, {len(emulator.parameters)}){extra} to images in [0, 1]")
         return 0
     if args.output is None or args.mean is None:
-        raise UserError("give --mean (and --std, -n) and -o to emulate images, or --export to write TorchScript")
+        raise UserError("give --mean (and --std, -n) and -o to emulate images, "
+                        "or --export to write a torch.export program")
     output = Path(args.output)
     _refuse_existing(output, args.force)
     std = args.std or [0.0] * len(args.mean)
@@ -342,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--std", type=_floats, help="per-parameter standard deviations (default 0)")
     p.add_argument("-n", type=_positive_int, default=1000)
     p.add_argument("-o", "--output", help="output .npz of emulated images")
-    p.add_argument("--export", help="write the emulator as TorchScript to this path instead")
+    p.add_argument("--export", help="write the emulator as a torch.export program (.pt2) to this path instead")
     common(p)
     p.set_defaults(func=cmd_emulate)
 

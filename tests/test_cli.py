@@ -202,12 +202,12 @@ def test_emulate_writes_images(pretrained, tmp_path):
         assert data["params"].shape == (20, 4)
 
 
-def test_emulate_export_torchscript(pretrained, tmp_path):
-    path = tmp_path / "emulator.ts"
+def test_emulate_export_program(pretrained, tmp_path):
+    path = tmp_path / "emulator.pt2"
     code, stdout, err = _run("emulate", "--emulator", str(pretrained[3]), "--export", str(path))
     assert code == 0, err
-    assert "TorchScript" in stdout
-    module = torch.jit.load(str(path))
+    assert "torch.export.load" in stdout
+    module = torch.export.load(str(path)).module()
     with torch.no_grad():
         images = module(torch.tensor([[1.5, 10.0, 0.5, 9.0]]))
     assert images.shape == (1, 28, 28)

@@ -6,8 +6,9 @@ default: D then cannot latch onto the emulator's small artefacts) or emulated fa
 (the paper's speed-up for expensive simulators).  G's gradient always flows through E.
 
 The last generator iterate wanders; the result uses an exponential moving average of G's
-weights, and of the evaluated averages the one whose simulated images match the true images'
-per-pixel mean and spread best.  That check needs no true parameters, so it works on data.
+weights and pools the samples of the few evaluated averages, from the later part of the run,
+whose simulated images match the true images' per-pixel mean and spread best.  That check
+needs no true parameters, so it works on data.  Pooling averages out the remaining wander.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class CalibrationConfig:
     eval_every: int = 100
     eval_samples: int = 2048              # images per side in the per-pixel mean/std check
     n_samples: int = 10000                # best-match samples in the result
+    pool_size: int = 5                    # evaluated generators pooled into the result ...
+    pool_from: float = 0.5                # ... chosen from this fraction of the run onwards
     grid_rows: int = 3                    # generated vs true images shown
     snapshot_samples: int = 1000          # generator samples per progress snapshot
     snapshot_seconds: float = 0.5
@@ -63,7 +66,8 @@ class CalibrationConfig:
         """Raise ValueError with a clear sentence for settings that cannot work."""
         if self.discriminator_on not in DISCRIMINATOR_INPUTS:
             raise ValueError(f"discriminator input must be 'simulated' or 'emulated', got {self.discriminator_on!r}")
-        for name in ("iterations", "batch_size", "eval_every", "eval_samples", "n_samples", "grid_rows"):
+        for name in ("iterations", "batch_size", "eval_every", "eval_samples", "n_samples", "grid_rows",
+                     "pool_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.discriminator_optimizer not in ("sgd", "adam"):
@@ -80,8 +84,8 @@ class CalibrationOutcome:
 
     samples: np.ndarray                      # (n_samples, P) physical units
     iteration: int                           # iterations run
-    chosen_iteration: int                    # evaluation whose generator was kept
-    image_distance: float                    # its per-pixel mean/std distance to the true images
+    chosen_iterations: list[int]             # evaluations whose generators were pooled
+    image_distance: float                    # their mean per-pixel mean/std distance to the true images
     wall_time: float
     history: dict[str, list[float]] = field(default_factory=dict)
     stopped_early: bool = False
@@ -133,8 +137,8 @@ class Calibrator:
         self.iteration = 0
         self.wall_time = 0.0
         self.history: dict[str, list[float]] = {"eval_step": [], "image_distance": []}
-        self.best: dict[str, Any] = {"distance": float("inf"), "iteration": 0,
-                                     "state": copy.deepcopy(self.generator_avg.state_dict())}
+        # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
+        self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
         self._prepare_evaluation()
 
     # -- sampling -------------------------------------------------------------------------------------
@@ -251,10 +255,25 @@ class Calibrator:
         distance = self.image_distance()
         self.history["eval_step"].append(self.iteration)
         self.history["image_distance"].append(distance)
-        if distance < self.best["distance"]:
-            self.best = {"distance": distance, "iteration": self.iteration,
-                         "state": copy.deepcopy(self.generator_avg.state_dict())}
+        state = {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
+        self.candidates.append((distance, self.iteration, state))
+        self.candidates.sort(key=lambda c: (not self._in_pool_window(c[1]), c[0]))
+        del self.candidates[self.config.pool_size:]
         return distance
+
+    def _in_pool_window(self, iteration: int) -> bool:
+        return iteration >= self.config.pool_from * self.config.iterations
+
+    def _pooled_samples(self, n: int, seed: int) -> np.ndarray:
+        """n samples drawn in equal shares from the pooled generators (shuffled together)."""
+        net = copy.deepcopy(self.generator_avg)
+        shares = np.array_split(np.arange(n), len(self.candidates))
+        parts = []
+        for k, ((_, _, state), share) in enumerate(zip(self.candidates, shares)):
+            net.load_state_dict(state)
+            parts.append(self.sample(len(share), generator=net, seed=seed + k))
+        samples = np.concatenate(parts)
+        return samples[np.random.default_rng(seed).permutation(n)]
 
     def _snapshot_content(self, latest: dict[str, float]) -> dict[str, Any]:
         samples = self.sample(self.config.snapshot_samples, seed=self.config.seed + 1)
@@ -289,12 +308,11 @@ class Calibrator:
             latest["image_distance"] = self._evaluate()
         if checkpoint_path:
             save_checkpoint(checkpoint_path, self.checkpoint_payload())
-        chosen = copy.deepcopy(self.generator_avg)
-        chosen.load_state_dict(self.best["state"])
-        samples = self.sample(cfg.n_samples, generator=chosen, seed=cfg.seed + 2)
+        samples = self._pooled_samples(cfg.n_samples, seed=cfg.seed + 2)
         outcome = CalibrationOutcome(samples=samples, iteration=self.iteration,
-                                     chosen_iteration=int(self.best["iteration"]),
-                                     image_distance=float(self.best["distance"]), wall_time=self.wall_time,
+                                     chosen_iterations=sorted(c[1] for c in self.candidates),
+                                     image_distance=float(np.mean([c[0] for c in self.candidates])),
+                                     wall_time=self.wall_time,
                                      history=dict(self.history), stopped_early=stopped)
         if observer is not None:
             content = self._snapshot_content(latest)
@@ -307,11 +325,12 @@ class Calibrator:
         """Resumable state, loadable with weights_only (no code in the file)."""
         meta = {"parameters": parameters_to_json(self.simulator.parameters), "config": asdict(self.config),
                 "iteration": self.iteration, "wall_time": self.wall_time, "true_sha256": self.true.sha256,
-                "best_distance": self.best["distance"], "best_iteration": self.best["iteration"],
+                "candidates": [(c[0], c[1]) for c in self.candidates],
                 "latent_dim": self.latent_dim}
         return {"kind": "calibration", "meta": json.dumps(meta), "history": json.dumps(self.history),
                 "generator": self.generator.state_dict(), "generator_avg": self.generator_avg.state_dict(),
-                "best_generator": self.best["state"], "discriminator": self.discriminator.state_dict(),
+                "candidate_generators": [c[2] for c in self.candidates],
+                "discriminator": self.discriminator.state_dict(),
                 "opt_generator": self.opt_g.state_dict(), "opt_discriminator": self.opt_d.state_dict(),
                 "rng": self.gen.get_state()}
 
@@ -333,8 +352,8 @@ class Calibrator:
             self.opt_d.load_state_dict(payload["opt_discriminator"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: does not match this network configuration ({exc})") from exc
-        self.best = {"distance": float(meta["best_distance"]), "iteration": int(meta["best_iteration"]),
-                     "state": payload["best_generator"]}
+        self.candidates = [(float(d), int(i), state) for (d, i), state
+                           in zip(meta["candidates"], payload["candidate_generators"])]
         self.gen.set_state(payload["rng"])
         self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
         self.history = json.loads(payload["history"])

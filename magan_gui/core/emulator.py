@@ -78,19 +78,25 @@ class TrainedEmulator:
                        noise if self.net.latent_dim else None)
         return (out.squeeze(1) + 1.0) * 0.5
 
-    def export_torchscript(self, path: str | Path) -> None:
-        """Write a self-contained TorchScript module: physical params (and noise) in, [0, 1] images out."""
-        module = _ScriptableEmulator(self.net, self.space).cpu().eval()
+    def export_program(self, path: str | Path) -> None:
+        """Write the emulator as a ``torch.export`` program (.pt2) that needs no magan_gui to run.
+
+        ``torch.export.load(path).module()(params[, noise or latent])`` maps physical parameters
+        (N, P) to (N, H, W) images in [0, 1], for any N; ``meta.json`` in the archive describes the
+        parameters and the inputs.
+        """
+        device = self.device
+        module = _ExportableEmulator(self.net, self.space).cpu().eval()
         example = (torch.zeros(2, len(self.parameters)),)
-        if self.net.noise_image:
-            example += (torch.rand(2, *self.image_shape),)
-        if self.net.latent_dim:
-            example += (torch.randn(2, self.net.latent_dim),)
-        traced = torch.jit.trace(module, example)
-        extra = {"meta.json": json.dumps({**self.meta, "parameters": parameters_to_json(self.parameters),
-                                          "inputs": ["params"] + (["noise"] if self.net.noise_image else [])
-                                          + (["latent"] if self.net.latent_dim else [])})}
-        torch.jit.save(traced, str(path), _extra_files=extra)
+        random_input = self.sample_noise(2, device="cpu")
+        if random_input is not None:
+            example += (random_input,)
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(module, example, dynamic_shapes=tuple({0: batch} for _ in example))
+        inputs = ["params"] + (["noise"] if self.net.noise_image else []) + (["latent"] if self.net.latent_dim else [])
+        meta = {**self.meta, "parameters": parameters_to_json(self.parameters), "inputs": inputs}
+        torch.export.save(program, str(path), extra_files={"meta.json": json.dumps(meta)})
+        self.net.to(device)
 
     @staticmethod
     def from_payload(payload: dict[str, Any]) -> TrainedEmulator:
@@ -111,8 +117,8 @@ class TrainedEmulator:
         return TrainedEmulator.from_payload(load_checkpoint(path, "emulator"))
 
 
-class _ScriptableEmulator(torch.nn.Module):
-    """Wraps the network with the physical-to-normalised map for TorchScript export."""
+class _ExportableEmulator(torch.nn.Module):
+    """The network with the physical-to-normalised map in front and [0, 1] images out, for export."""
 
     def __init__(self, net: Emulator, space: ParameterSpace):
         super().__init__()
@@ -120,7 +126,8 @@ class _ScriptableEmulator(torch.nn.Module):
         self.register_buffer("low", space.low.clone())
         self.register_buffer("high", space.high.clone())
 
-    def forward(self, params: torch.Tensor, noise: torch.Tensor | None = None,
-                latent: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, params: torch.Tensor, random_input: torch.Tensor | None = None) -> torch.Tensor:
         normalised = (params - self.low) / (self.high - self.low) * 2.0 - 1.0
-        return (self.net(normalised, noise, latent).squeeze(1) + 1.0) * 0.5
+        out = self.net(normalised, random_input if self.net.noise_image else None,
+                       random_input if self.net.latent_dim else None)
+        return (out.squeeze(1) + 1.0) * 0.5

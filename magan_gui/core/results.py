@@ -112,7 +112,7 @@ def build_result(simulator: Any, spec: str, outcome: CalibrationOutcome, true: T
                       "image_shape": list(true.shape), "true_parameters_known": known},
         "emulator": {"path": emulator_path, "fidelity_mse": emulator_meta.get("fidelity_mse"),
                      "mode": emulator_meta.get("mode"), "iterations": emulator_meta.get("iteration")},
-        "calibration": {"iterations": outcome.iteration, "chosen_iteration": outcome.chosen_iteration,
+        "calibration": {"iterations": outcome.iteration, "pooled_iterations": outcome.chosen_iterations,
                         "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,
                         "config": config, "history": outcome.history},
         "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
@@ -171,7 +171,8 @@ def format_summary(result: dict[str, Any]) -> str:
                      f"{ratio(row['bias_in_true_std'], 8)}{ratio(row['std_ratio'], 10)}")
         lines.append(line + ("" if row["well_constrained"] else "  (weakly constrained)"))
     cal = result["calibration"]
-    lines.append(f"{result['n_samples']} samples; generator from iteration {cal['chosen_iteration']} of "
+    pooled = ", ".join(str(i) for i in cal["pooled_iterations"])
+    lines.append(f"{result['n_samples']} samples pooled from the generators of iterations {pooled} of "
                  f"{cal['iterations']} (image distance {cal['image_distance']:.4f}); "
                  f"{result['wall_time_s']:.0f} s on {result['device']}")
     notes = [f"  {row['name']}: {row['note']}" for row in result["parameters"] if "note" in row]

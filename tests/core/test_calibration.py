@@ -42,15 +42,15 @@ def test_samples_shape_and_bounds(lines, small_run):
     assert np.all(outcome.samples.std(0) > 0)
 
 
-def test_history_and_chosen_iteration(small_run):
+def test_history_and_pooled_iterations(small_run):
     _, outcome, _ = small_run
     assert outcome.iteration == 40 and not outcome.stopped_early
     assert outcome.history["eval_step"] == [20, 40]
     distances = outcome.history["image_distance"]
     assert len(distances) == 2 and all(np.isfinite(d) and d > 0 for d in distances)
-    assert outcome.chosen_iteration in outcome.history["eval_step"]
-    assert outcome.image_distance == pytest.approx(min(distances))
-    assert outcome.chosen_iteration == outcome.history["eval_step"][int(np.argmin(distances))]
+    # both evaluations fit in the pool (pool_size 5); the later-window one is always kept
+    assert outcome.chosen_iterations == [20, 40]
+    assert outcome.image_distance == pytest.approx(np.mean(distances))
     assert outcome.wall_time > 0
 
 
@@ -73,6 +73,18 @@ def test_sample_is_reproducible_with_a_seed(small_run):
     np.testing.assert_array_equal(calibrator.sample(10, seed=3), calibrator.sample(10, seed=3))
 
 
+def test_pool_keeps_the_best_later_evaluations(lines, lines_true, tiny_emulator):
+    calibrator = Calibrator(lines, tiny_emulator, lines_true, tiny_config(pool_size=2, pool_from=0.5), "cpu")
+    distances = iter([0.01, 0.5, 0.3, 0.2, 0.4])  # the earliest is best, but outside the window
+    calibrator.image_distance = lambda generator=None: next(distances)
+    for iteration in (5, 20, 25, 30, 40):
+        calibrator.iteration = iteration
+        calibrator._evaluate()
+    assert [c[1] for c in calibrator.candidates] == [30, 25]
+    samples = calibrator._pooled_samples(100, seed=0)
+    assert samples.shape == (100, 4)
+
+
 def test_image_distance_uses_fixed_draws(small_run):
     calibrator, _, _ = small_run
     # fixed latent draws: evaluating the same generator twice gives the same number
@@ -92,7 +104,7 @@ def test_stop_sets_stopped_early(lines, lines_true, tiny_emulator):
     outcome = calibrator.run(observer=observer, control=control)
     assert outcome.stopped_early and outcome.iteration == 3
     assert outcome.history["eval_step"] == [3]
-    assert outcome.chosen_iteration == 3
+    assert outcome.chosen_iterations == [3]
     assert outcome.samples.shape == (500, 4)
 
 

@@ -223,11 +223,11 @@ def test_trained_emulator_load_refuses_other_kinds(tmp_path):
         TrainedEmulator.load(path)
 
 
-def test_export_torchscript_runs_on_physical_params(tiny_emulator, tmp_path):
-    path = tmp_path / "emulator.ts"
-    tiny_emulator.export_torchscript(path)
+def test_export_program_runs_on_physical_params(tiny_emulator, tmp_path):
+    path = tmp_path / "emulator.pt2"
+    tiny_emulator.export_program(path)
     extra = {"meta.json": ""}
-    module = torch.jit.load(str(path), _extra_files=extra)
+    module = torch.export.load(str(path), extra_files=extra).module()
     meta = json.loads(extra["meta.json"])
     assert meta["inputs"] == ["params"] and [p["name"] for p in meta["parameters"]] == ["m", "x0", "c", "x_steps"]
     params = torch.tensor([[1.5, 10.0, 0.5, 9.0], [1.0, 8.0, 0.3, 8.0], [2.0, 12.0, 0.9, 7.0]])
@@ -238,12 +238,12 @@ def test_export_torchscript_runs_on_physical_params(tiny_emulator, tmp_path):
     torch.testing.assert_close(out, tiny_emulator.simulate(params), atol=1e-5, rtol=1e-4)
 
 
-def test_export_torchscript_with_shared_noise(circles, tmp_path):
+def test_export_program_with_shared_noise(circles, tmp_path):
     trainer = Pretrainer(circles, tiny_pretrain_config(iterations=2, heldout=16), "cpu")
     emulator = trainer.run()
-    path = tmp_path / "circles.ts"
-    emulator.export_torchscript(path)
-    module = torch.jit.load(str(path))
+    path = tmp_path / "circles.pt2"
+    emulator.export_program(path)
+    module = torch.export.load(str(path)).module()
     params = torch.tensor([[18.0, 18.0, 8.0, 0.15, 0.9]] * 2)
     noise = torch.rand(2, 28, 28)
     with torch.no_grad():

@@ -26,7 +26,7 @@ EMULATOR_META = {"fidelity_mse": 0.012, "mode": "pixel", "iteration": 150}
 
 def _outcome(n: int = 500, seed: int = 0, mean=LINES_MEAN, std=LINES_STD) -> CalibrationOutcome:
     samples = np.random.default_rng(seed).normal(mean, std, size=(n, len(mean))).astype(np.float32)
-    return CalibrationOutcome(samples=samples, iteration=40, chosen_iteration=20, image_distance=0.05,
+    return CalibrationOutcome(samples=samples, iteration=40, chosen_iterations=[20, 40], image_distance=0.05,
                               wall_time=1.5, history={"eval_step": [20, 40], "image_distance": [0.05, 0.06]})
 
 
@@ -59,7 +59,7 @@ def test_result_fields_with_known_params(lines, lines_true):
     assert result["true_data"]["sha256"] == lines_true.sha256 and result["true_data"]["n_images"] == 256
     assert result["emulator"] == {"path": "emulator.pt", "fidelity_mse": 0.012, "mode": "pixel", "iterations": 150}
     cal = result["calibration"]
-    assert cal["chosen_iteration"] == 20 and cal["iterations"] == 40 and cal["image_distance"] == 0.05
+    assert cal["pooled_iterations"] == [20, 40] and cal["iterations"] == 40 and cal["image_distance"] == 0.05
     assert result["correlation"]["names"] == ["m", "x0", "c", "x_steps"]
     corr = np.array(result["correlation"]["matrix"])
     assert corr.shape == (4, 4) and np.allclose(np.diag(corr), 1.0)
@@ -144,7 +144,7 @@ def test_format_summary_mentions_each_parameter(lines, lines_true):
     for row in result["parameters"]:
         assert any(line.startswith(row["name"]) for line in lines_of_text)
     assert "x0 [px]" in text
-    assert "500 samples" in text and "iteration 20 of 40" in text
+    assert "500 samples" in text and "iterations 20, 40 of 40" in text
 
 
 def test_format_summary_with_a_fixed_true_parameter(lines, tmp_path):
