@@ -27,18 +27,11 @@ from .core.presets import PresetError, apply_preset, load_preset
 from .core.pretraining import PRETRAIN_MODES, PretrainConfig, Pretrainer
 from .core.progress import RunControl, Snapshot
 from .core.results import ResultExistsError, build_result, format_summary, write_result
-from .core.simulators import SimulatorError, load_simulator
+from .core.simulators import PAPER_TRUTH, SimulatorError, load_simulator
 
 EXIT_BAD_INPUT = 2
 USER_ERRORS = (SimulatorError, DataError, CheckpointError, DeviceError, PresetError, ResultExistsError,
                ValueError, OSError)
-
-# The paper's closure-test populations (Tables I and II), used by `magan example`.
-PAPER_TRUTH = {
-    "lines": ((1.5, 10.0, 0.5, 9.0), (0.3, 0.5, 0.1, 0.5)),
-    "circles": ((18.0, 18.0, 8.0, 0.15, 0.9), (0.8, 0.8, 0.5, 0.05, 0.05)),
-}
-
 
 class UserError(Exception):
     """An error the user can fix; printed as one line."""

@@ -98,6 +98,11 @@ class TrainedEmulator:
         torch.export.save(program, str(path), extra_files={"meta.json": json.dumps(meta)})
         self.net.to(device)
 
+    def payload(self) -> dict[str, Any]:
+        """The emulator file's content (weights and description, no training state)."""
+        return {"kind": "emulator", "meta": json.dumps(self.meta),
+                "emulator": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+
     @staticmethod
     def from_payload(payload: dict[str, Any]) -> TrainedEmulator:
         """Rebuild from an emulator checkpoint's dict (see Pretrainer.checkpoint_payload)."""

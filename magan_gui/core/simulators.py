@@ -107,6 +107,12 @@ class CirclesSimulator:
 
 BUILTIN_SIMULATORS: dict[str, type] = {"lines": LinesSimulator, "circles": CirclesSimulator}
 
+# The paper's closure-test populations (Tables I and II): (means, stds) per built-in simulator.
+PAPER_TRUTH: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "lines": ((1.5, 10.0, 0.5, 9.0), (0.3, 0.5, 0.1, 0.5)),
+    "circles": ((18.0, 18.0, 8.0, 0.15, 0.9), (0.8, 0.8, 0.5, 0.05, 0.05)),
+}
+
 
 def uses_common_noise(simulator: Any) -> bool:
     """True when a stochastic simulator lets the engine supply its random draws."""

@@ -1,0 +1,1 @@
+"""The desktop app (Qt): main window, panels, widgets and the worker thread."""

@@ -1,0 +1,292 @@
+"""The main window: four panels in working order, the worker thread, menus, shortcuts and status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from PySide6.QtCore import QSettings, Qt, QThread
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
+
+from ..core.device import available_devices
+from .panels.calibration import CalibrationPanel
+from .panels.pretraining import PretrainingPanel
+from .panels.results import ResultsPanel
+from .panels.run_panel import RunPanel
+from .panels.true_images import TrueImagesPanel
+from .session import Session
+from .worker import EngineWorker, start_worker
+
+
+def worker_threads() -> int:
+    """Torch threads for training: all cores but one, so the GUI thread always has a core."""
+    return max(1, (torch.get_num_threads() or 1) - 1)
+
+
+class MainWindow(QMainWindow):
+    """magan-gui's window; one job at a time runs in its worker thread."""
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("magan-gui — model-assisted GAN calibration")
+        self.settings = settings or QSettings("magan-gui", "magan-gui")
+        self.session = Session()
+        self.worker: EngineWorker | None = None
+        self.thread: QThread | None = None
+        self.active: Any = None            # the panel whose job runs
+        self.last_error = ""
+        self.chain_calibration = False     # Run all: start calibrating when pretraining ends
+
+        self.true_panel = TrueImagesPanel(self.session)
+        self.pretrain_panel = PretrainingPanel(self.session)
+        self.calibrate_panel = CalibrationPanel(self.session)
+        self.results_panel = ResultsPanel(self.session)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.true_panel, "1  True images")
+        self.tabs.addTab(self.pretrain_panel, "2  Pretraining")
+        self.tabs.addTab(self.calibrate_panel, "3  Calibration")
+        self.tabs.addTab(self.results_panel, "4  Results")
+        self.setCentralWidget(self.tabs)
+
+        self.device_box = QComboBox()
+        self.device_box.addItems(available_devices())
+        self.device_box.setCurrentIndex(self.device_box.count() - 1)  # a GPU when there is one
+        self.device_box.setToolTip("Where training runs: the CPU or one of the CUDA GPUs found")
+        self.device_box.currentTextChanged.connect(self._device_changed)
+        self._device_changed(self.device_box.currentText())
+        self.state_label = QLabel("idle")
+        self.device_label = QLabel()
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().addPermanentWidget(self.state_label)
+
+        self._build_actions()
+        for panel in (self.pretrain_panel, self.calibrate_panel):
+            panel.start_requested.connect(lambda job, p=panel: self.run_job(p, job))
+            panel.pause_requested.connect(self.pause)
+            panel.resume_requested.connect(self.resume)
+            panel.stop_requested.connect(self.stop)
+        for panel in (self.true_panel, self.pretrain_panel, self.calibrate_panel, self.results_panel):
+            panel.error.connect(self.show_error)
+        self.true_panel.generate_requested.connect(lambda job: self.run_job(self.true_panel, job))
+        self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.results_panel.save_pictures_requested.connect(self.save_pictures)
+        self._restore()
+
+    # -- actions --------------------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        def action(text: str, shortcut: str, slot, tip: str) -> QAction:
+            a = QAction(text, self)
+            a.setShortcut(QKeySequence(shortcut))
+            a.setStatusTip(tip)
+            a.triggered.connect(slot)
+            return a
+
+        self.start_action = action("&Start", "Ctrl+R", self.start_current, "Start pretraining or calibration "
+                                   "(the panel in view)")
+        self.pause_action = action("&Pause / resume", "Ctrl+P", self.toggle_pause, "Pause or resume the run")
+        self.run_all_action = action("Run &all (pretrain, then calibrate)", "Ctrl+Shift+R", self.run_all,
+                                     "Pretrain the emulator with the panel's settings, then calibrate")
+        self.stop_action = action("S&top", "Ctrl+.", self.stop, "Stop the run after the current iteration")
+        self.export_action = action("&Export best-match parameters…", "Ctrl+E", self.results_panel.choose_export,
+                                    "Write the result JSON and samples CSV")
+        load_true = action("&Load true images…", "Ctrl+O", self.true_panel.choose_file, "Open true images")
+        load_emulator = action("Load &emulator…", "Ctrl+Shift+O", self.pretrain_panel.choose_emulator,
+                               "Use an emulator trained before")
+        export_emulator = action("Export e&mulator…", "Ctrl+Shift+E", self.results_panel.choose_emulator_export,
+                                 "Save the emulator")
+        pictures = action("Save plots as &PNG…", "Ctrl+Shift+S", self.results_panel.choose_pictures,
+                          "A picture of every panel")
+        quit_action = action("&Quit", "Ctrl+Q", self.close, "Close magan-gui")
+        file_menu = self.menuBar().addMenu("&File")
+        for a in (load_true, load_emulator, None, self.export_action, export_emulator, pictures, None, quit_action):
+            file_menu.addSeparator() if a is None else file_menu.addAction(a)
+        run_menu = self.menuBar().addMenu("&Run")
+        for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action):
+            run_menu.addAction(a)
+        toolbar = QToolBar("Run")
+        toolbar.setObjectName("run-toolbar")
+        for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action, self.export_action):
+            toolbar.addAction(a)
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" device "))
+        toolbar.addWidget(self.device_box)
+        self.addToolBar(toolbar)
+
+    def _device_changed(self, name: str) -> None:
+        self.session.device = name
+        if hasattr(self, "device_label"):
+            label = torch.cuda.get_device_name(int(name.split(":")[1])) if name.startswith("cuda") else "CPU"
+            self.device_label.setText(f"device: {name} ({label})")
+
+    def current_run_panel(self) -> RunPanel | None:
+        """The pretraining or calibration panel in view, if any."""
+        widget = self.tabs.currentWidget()
+        return widget if isinstance(widget, RunPanel) else None
+
+    def start_current(self) -> None:
+        """Start the run of the panel in view (the pretraining panel from the first tab)."""
+        panel = self.current_run_panel() or self.pretrain_panel
+        self.tabs.setCurrentWidget(panel)
+        panel.request_start()
+
+    def run_all(self) -> None:
+        """Pretrain, and when that finishes normally, calibrate: the whole job with one button."""
+        self.chain_calibration = True
+        self.tabs.setCurrentWidget(self.pretrain_panel)
+        self.pretrain_panel.request_start()
+        if not self.busy:
+            self.chain_calibration = False
+
+    def toggle_pause(self) -> None:
+        """Pause or resume the running job."""
+        if isinstance(self.active, RunPanel):
+            self.active.toggle_pause()
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a job runs."""
+        return self.worker is not None
+
+    def run_job(self, panel: Any, job) -> None:
+        """Run ``job`` in the worker thread on behalf of ``panel``."""
+        if self.busy:
+            self.show_error("another run is in progress: stop it first")
+            return
+        self.active = panel
+        self.worker, self.thread = start_worker(job, self, worker_threads())
+        self.worker.snapshot.connect(self._on_snapshot)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.thread.finished.connect(self._on_thread_finished)
+        self._set_busy(True, "running")
+
+    def _on_snapshot(self, snap) -> None:
+        try:
+            if isinstance(self.active, RunPanel):
+                self.active.on_snapshot(snap)
+        finally:
+            if self.worker is not None:
+                self.worker.drawn()
+
+    def _on_finished(self, result) -> None:
+        panel, self.active = self.active, None
+        if panel is self.true_panel:
+            self.session.set_true(result)
+        elif panel is not None:
+            panel.on_finished(result)
+        self.state_label.setText("finished")
+        if panel is self.calibrate_panel:
+            self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
+
+    def _on_failed(self, message: str) -> None:
+        self.active = None
+        self.show_error(message)
+        self.state_label.setText("failed")
+
+    def _on_thread_finished(self) -> None:
+        stopped = self.state_label.text() in ("stopping", "failed")
+        self.worker, self.thread = None, None
+        self._set_busy(False, self.state_label.text())
+        if self.chain_calibration:
+            self.chain_calibration = False
+            if not stopped and self.session.emulator is not None:
+                self.tabs.setCurrentWidget(self.calibrate_panel)
+                self.calibrate_panel.request_start()
+
+    def _set_busy(self, busy: bool, state: str) -> None:
+        self.state_label.setText(state)
+        for panel in (self.pretrain_panel, self.calibrate_panel):
+            panel.set_running(busy and panel is self.active)
+            panel.start_button.setEnabled(not busy)
+        self.true_panel.set_busy(busy)
+        self.device_box.setEnabled(not busy)
+        self.start_action.setEnabled(not busy)
+        self.pause_action.setEnabled(busy)
+        self.stop_action.setEnabled(busy)
+
+    def pause(self) -> None:
+        """Hold the job before its next iteration."""
+        if self.worker is not None:
+            self.worker.control.pause()
+            if isinstance(self.active, RunPanel):
+                self.active.set_paused(True)
+            self.state_label.setText("paused")
+
+    def resume(self) -> None:
+        """Let a paused job go on."""
+        if self.worker is not None:
+            self.worker.control.resume()
+            if isinstance(self.active, RunPanel):
+                self.active.set_paused(False)
+            self.state_label.setText("running")
+
+    def stop(self) -> None:
+        """Ask the job to stop after its current iteration (it still reports its result)."""
+        self.chain_calibration = False
+        if self.worker is not None:
+            self.worker.control.stop()
+            self.state_label.setText("stopping")
+
+    def wait_for_thread(self, timeout_ms: int = 30000) -> bool:
+        """Stop the job and wait for its thread to end."""
+        thread = self.thread
+        if thread is None:
+            return True
+        self.stop()
+        return thread.wait(timeout_ms)
+
+    def show_error(self, message: str) -> None:
+        """Show a problem in the window (status bar and a message box); nothing is lost."""
+        self.last_error = message
+        self.statusBar().showMessage(message, 15000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "magan-gui", message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def save_pictures(self, folder: str) -> list[str]:
+        """Grab every panel into ``folder`` as PNG; returns the paths."""
+        paths = []
+        current = self.tabs.currentIndex()
+        for i in range(self.tabs.count()):
+            self.tabs.setCurrentIndex(i)
+            name = self.tabs.tabText(i).split()[-1].lower()
+            path = str(Path(folder) / f"{i + 1}-{name}.png")
+            self.tabs.currentWidget().grab().save(path)
+            paths.append(path)
+        self.tabs.setCurrentIndex(current)
+        self.statusBar().showMessage(f"saved {len(paths)} pictures to {folder}", 8000)
+        return paths
+
+    # -- window state ---------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        for panel, key in ((self.true_panel, "true"), (self.pretrain_panel, "emulator"),
+                           (self.results_panel, "export")):
+            folder = self.settings.value(f"folders/{key}")
+            if folder and Path(str(folder)).is_dir():
+                panel.last_folder = str(folder)
+
+    def _save_state(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        for panel, key in ((self.true_panel, "true"), (self.pretrain_panel, "emulator"),
+                           (self.results_panel, "export")):
+            self.settings.setValue(f"folders/{key}", panel.last_folder)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self.busy:
+            answer = QMessageBox.question(self, "magan-gui", "A run is in progress. Stop it and quit?",
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                          QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.wait_for_thread()
+        self._save_state()
+        event.accept()

@@ -1,0 +1,204 @@
+"""Calibration panel: the generator's parameter distributions forming, live (the paper's Tables I/II, Fig. 5/7)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig, Calibrator
+from ...core.presets import apply_preset, load_preset
+from ...core.results import build_result
+from ..session import Session
+from ..widgets import ImageGrid, ParameterHistogram
+from .pretraining import MAX_HISTORY_COLUMNS, spaced_indices
+from .run_panel import RunPanel
+
+TABLE_COLUMNS = ["best\nmean", "best\nstd", "true\nmean", "true\nstd", "bias\n/ true σ", "std\nratio", "default"]
+
+
+class CalibrationPanel(RunPanel):
+    """Panel 3: histograms per parameter against the references, the live table, images and losses."""
+
+    stage = "calibrate"
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(session, parent)
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, 10_000_000)
+        self.iterations.setToolTip("Generator updates; the quick preset uses 4000")
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 65536)
+        self.batch.setToolTip("Images per discriminator and generator update")
+        self.disc_input = QComboBox()
+        self.disc_input.addItems(DISCRIMINATOR_INPUTS)
+        self.disc_input.setToolTip("Fakes shown to the discriminator: simulated T(G(z)) (the paper's standard, "
+                                   "more accurate) or emulated E(G(z)) (faster when the simulator is slow)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed: the same seed and settings give the same calibration")
+        self.settings.addRow("iterations", self.iterations)
+        self.settings.addRow("batch size", self.batch)
+        self.settings.addRow("discriminator sees", self.disc_input)
+        self.settings.addRow("seed", self.seed)
+        self.controls.addStretch(1)
+
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.setToolTip("Best-match mean and std of the generator's parameters beside the true (closure "
+                              "test) values; bias in units of the true std, std ratio best/true")
+        self.table.setMinimumHeight(140)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.images = ImageGrid("simulated from generated parameters vs true")
+        self.hist_area = QWidget()
+        self.hist_layout = QGridLayout(self.hist_area)
+        self.hist_layout.setContentsMargins(0, 0, 0, 0)
+        self.histograms: list[ParameterHistogram] = []
+
+        right = QGridLayout()
+        right.addWidget(self.hist_area, 0, 0, 1, 2)
+        right.addWidget(self.table, 1, 0)
+        right.addWidget(self.images, 1, 1, 2, 1)
+        losses = QVBoxLayout()
+        losses.addWidget(self.losses)
+        losses.addWidget(self.smoothing)
+        right.addLayout(losses, 2, 0)
+        right.addWidget(self.scrubber, 3, 0, 1, 2)
+        right.setRowStretch(0, 3)
+        right.setRowStretch(1, 2)
+        right.setRowStretch(2, 2)
+        right.setColumnStretch(0, 3)
+        right.setColumnStretch(1, 2)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.controls_widget)
+        layout.addLayout(right, 1)
+
+        session.simulator_changed.connect(self.apply_defaults)
+        session.true_changed.connect(self._show_true)
+
+    def apply_defaults(self, simulator) -> None:
+        """Settings from the quick preset; one histogram per parameter."""
+        config = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate", simulator.name)
+        self.iterations.setValue(config.iterations)
+        self.batch.setValue(config.batch_size)
+        self.disc_input.setCurrentText(config.discriminator_on)
+        self.seed.setValue(config.seed)
+        for h in self.histograms:
+            self.hist_layout.removeWidget(h)
+            h.deleteLater()
+        self.histograms = []
+        n = len(simulator.parameters)
+        cols = 3 if n > 4 else max(1, n)
+        cols = 2 if n == 4 else cols
+        for i, p in enumerate(simulator.parameters):
+            h = ParameterHistogram(p.label, p.low, p.high, p.default)
+            h.setToolTip(f"{p.name}: generator samples (blue) against the true per-image values (grey, closure "
+                         f"test) and the default simulation's value {p.default} (red dashes)")
+            self.hist_layout.addWidget(h, i // cols, i % cols)
+            self.histograms.append(h)
+        self.table.setRowCount(n)
+        self.table.setVerticalHeaderLabels([p.label for p in simulator.parameters])
+        self.table.clearContents()
+        self._show_true(self.session.true)
+
+    def _show_true(self, true) -> None:
+        params = None if true is None else true.params
+        for i, h in enumerate(self.histograms):
+            h.set_true(None if params is None else params[:, i])
+        if params is not None:
+            for i in range(min(len(self.histograms), params.shape[1])):
+                self._set_cell(i, 2, params[:, i].mean())
+                self._set_cell(i, 3, params[:, i].std(ddof=1))
+        if self.session.simulator is not None:
+            for i, p in enumerate(self.session.simulator.parameters):
+                self._set_cell(i, 6, p.default)
+
+    def _set_cell(self, row: int, col: int, value: float | None) -> None:
+        text = "—" if value is None or not np.isfinite(value) else f"{value:.4g}"
+        self.table.setItem(row, col, QTableWidgetItem(text))
+
+    def config(self) -> CalibrationConfig:
+        """The settings as a CalibrationConfig."""
+        base = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate",
+                            self.session.simulator.name if self.session.simulator else None)
+        base.iterations, base.batch_size = self.iterations.value(), self.batch.value()
+        base.discriminator_on, base.seed = self.disc_input.currentText(), self.seed.value()
+        base.snapshot_seconds = 0.25
+        return base
+
+    def make_job(self):
+        s = self.session
+        missing = ("a simulator" if s.simulator is None else "true images" if s.true is None
+                   else "an emulator (pretrain or load one)" if s.emulator is None else None)
+        if missing:
+            self.error.emit(f"calibration needs {missing} first")
+            return None
+        config = self.config()
+        try:
+            calibrator = Calibrator(s.simulator, s.emulator, s.true, config, s.device)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+            return None
+        simulator, spec, true, emulator, device, path = (s.simulator, s.simulator_spec, s.true, s.emulator,
+                                                          s.device, s.emulator_path)
+
+        def job(observe, control):
+            outcome = calibrator.run(observer=observe, control=control)
+            result = build_result(simulator, spec, outcome, true, emulator.meta, asdict(config), config.seed,
+                                  device, path)
+            return outcome, result
+
+        return job
+
+    def draw(self, index: int) -> None:
+        snap = self.snapshots[index]
+        samples = snap.params["samples"]
+        for i, h in enumerate(self.histograms):
+            h.set_samples(samples[:, i])
+        true = self.session.true
+        for i in range(samples.shape[1]):
+            mean, std = samples[:, i].mean(), samples[:, i].std(ddof=1)
+            self._set_cell(i, 0, mean)
+            self._set_cell(i, 1, std)
+            if true is not None and true.params is not None:
+                t_mean, t_std = true.params[:, i].mean(), true.params[:, i].std(ddof=1)
+                self._set_cell(i, 4, (mean - t_mean) / t_std if t_std > 0 else None)
+                self._set_cell(i, 5, std / t_std if t_std > 0 else None)
+        picks = spaced_indices(index, MAX_HISTORY_COLUMNS)
+        columns = [self.snapshots[i].images["generated"] for i in picks] + [snap.images["true"]]
+        rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
+        self.images.set_rows(rows, "iterations " + ", ".join(str(self.snapshots[i].iteration) for i in picks)
+                             + "; last column: true")
+
+    def describe(self, snap) -> str:
+        text = super().describe(snap)
+        if "image_distance" in snap.metrics:
+            text += f" · image distance {snap.metrics['image_distance']:.4f}"
+        return text
+
+    def on_finished(self, outcome_and_result) -> None:
+        outcome, result = outcome_and_result
+        state = "stopped early" if outcome.stopped_early else "done"
+        self.status.setText(f"{state}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
+                            f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")
+        for i, h in enumerate(self.histograms):
+            h.set_samples(outcome.samples[:, i])
+        for i, row in enumerate(result["parameters"]):
+            self._set_cell(i, 0, row["mean"])
+            self._set_cell(i, 1, row["std"])
+            if "bias_in_true_std" in row:
+                self._set_cell(i, 4, row["bias_in_true_std"])
+                self._set_cell(i, 5, row["std_ratio"])
+        self.session.set_result(outcome, result)

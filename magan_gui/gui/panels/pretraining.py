@@ -1,0 +1,178 @@
+"""Pretraining panel: train the emulator and watch it learn the simulator (the paper's Fig. 4 and 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from ...core.checkpoints import CheckpointError
+from ...core.emulator import TrainedEmulator
+from ...core.presets import apply_preset, load_preset
+from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, Pretrainer
+from ..session import Session
+from ..widgets import ImageGrid
+from .run_panel import RunPanel
+
+MAX_HISTORY_COLUMNS = 6
+
+
+def spaced_indices(last: int, count: int) -> list[int]:
+    """Up to ``count`` snapshot indices from 0 to ``last``, spaced geometrically (early ones matter)."""
+    if last <= 0:
+        return [0]
+    picks = np.unique(np.round(np.geomspace(1, last + 1, count)).astype(int) - 1)
+    return [int(i) for i in picks]
+
+
+class PretrainingPanel(RunPanel):
+    """Panel 2: the emulator against the simulator on fixed parameter sets, losses and fidelity."""
+
+    stage = "pretrain"
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(session, parent)
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, 10_000_000)
+        self.iterations.setToolTip("Emulator updates; the quick preset uses 2000 (lines) or 3000 (circles)")
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 65536)
+        self.batch.setToolTip("Parameter sets simulated per update")
+        self.mode = QComboBox()
+        self.mode.addItems(PRETRAIN_MODES)
+        self.mode.setToolTip("auto: pixel loss when the emulator can see the simulator's noise (fastest); "
+                             "siamese: the paper's adversarial Siamese training; siamese+pixel: both")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed: the same seed and settings give the same emulator")
+        self.settings.addRow("iterations", self.iterations)
+        self.settings.addRow("batch size", self.batch)
+        self.settings.addRow("mode", self.mode)
+        self.settings.addRow("seed", self.seed)
+        self.load_button = QPushButton("Load emulator…")
+        self.load_button.setToolTip("Use an emulator trained before (a file from magan pretrain or this app)")
+        self.controls.addWidget(self.load_button)
+        self.controls.addStretch(1)
+
+        self.grid = ImageGrid("emulator over training vs simulator")
+        self.difference = QCheckBox("show |emulator − simulator|")
+        self.difference.setChecked(True)
+        self.difference.setToolTip("Add a column with the absolute pixel difference of the latest emulator")
+        self.fidelity = pg.PlotWidget(background="w")
+        self.fidelity.setTitle("held-out pixel MSE (images in [-1, 1])", color="#222", size="10pt")
+        self.fidelity.setLogMode(y=True)
+        self.fidelity.setLabel("bottom", "iteration")
+        self.fidelity.showGrid(x=True, y=True, alpha=0.2)
+        self.fidelity_curve = self.fidelity.plot([], [], pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=4)
+
+        right = QGridLayout()
+        right.addWidget(self.grid, 0, 0, 2, 1)
+        right.addWidget(self.losses, 0, 1)
+        right.addWidget(self.fidelity, 1, 1)
+        options = QHBoxLayout()
+        options.addWidget(self.difference)
+        options.addWidget(self.smoothing)
+        right.addLayout(options, 2, 0, 1, 2)
+        right.addWidget(self.scrubber, 3, 0, 1, 2)
+        right.setColumnStretch(0, 3)
+        right.setColumnStretch(1, 2)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.controls_widget)
+        layout.addLayout(right, 1)
+
+        self.load_button.clicked.connect(self.choose_emulator)
+        self.difference.toggled.connect(lambda _: self.show_snapshot(self.scrubber.slider.value()))
+        session.simulator_changed.connect(self.apply_defaults)
+        self.last_folder = str(Path.cwd())
+
+    def apply_defaults(self, simulator) -> None:
+        """Settings from the quick preset for this simulator."""
+        config = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain", simulator.name)
+        self.iterations.setValue(config.iterations)
+        self.batch.setValue(config.batch_size)
+        self.mode.setCurrentText(config.mode)
+        self.seed.setValue(config.seed)
+
+    def config(self) -> PretrainConfig:
+        """The settings as a PretrainConfig."""
+        base = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain",
+                            self.session.simulator.name if self.session.simulator else None)
+        base.iterations, base.batch_size = self.iterations.value(), self.batch.value()
+        base.mode, base.seed = self.mode.currentText(), self.seed.value()
+        base.snapshot_seconds = 0.25
+        return base
+
+    def make_job(self):
+        simulator = self.session.simulator
+        if simulator is None:
+            self.error.emit("choose a simulator on the True images panel first")
+            return None
+        config, device, spec = self.config(), self.session.device, self.session.simulator_spec
+        try:
+            trainer = Pretrainer(simulator, config, device, spec)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+            return None
+        return lambda observe, control: trainer.run(observer=observe, control=control)
+
+    def draw(self, index: int) -> None:
+        snap = self.snapshots[index]
+        picks = spaced_indices(index, MAX_HISTORY_COLUMNS)
+        columns = [self.snapshots[i].images["emulated"] for i in picks] + [snap.images["simulated"]]
+        caption = "emulator at iterations " + ", ".join(str(self.snapshots[i].iteration) for i in picks)
+        caption += "; simulator"
+        if self.difference.isChecked():
+            columns.append(np.abs(snap.images["emulated"] - snap.images["simulated"]))
+            caption += "; |difference|"
+        rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
+        self.grid.set_rows(rows, caption)
+        steps = [s.iteration for s in self.snapshots[:index + 1] if "fidelity_mse" in s.metrics]
+        values = [s.metrics["fidelity_mse"] for s in self.snapshots[:index + 1] if "fidelity_mse" in s.metrics]
+        self.fidelity_curve.setData(steps, values)
+
+    def describe(self, snap) -> str:
+        text = super().describe(snap)
+        if "fidelity_mse" in snap.metrics:
+            text += f" · held-out MSE {snap.metrics['fidelity_mse']:.5f}"
+        return text
+
+    def on_finished(self, emulator: TrainedEmulator) -> None:
+        meta = emulator.meta
+        self.status.setText(f"done: {meta['iteration']} iterations in {meta['wall_time']:.0f} s, held-out pixel "
+                            f"MSE {meta['fidelity_mse']:.5f} — the emulator is ready for calibration")
+        self.session.set_emulator(emulator)
+
+    def choose_emulator(self) -> None:
+        """Load an emulator file for the current simulator."""
+        path, _ = QFileDialog.getOpenFileName(self, "Emulator", self.last_folder, "Emulator (*.pt);;All files (*)")
+        if path:
+            self.load_emulator(path)
+
+    def load_emulator(self, path: str) -> bool:
+        """Load an emulator file if it matches the simulator; say why not otherwise."""
+        try:
+            emulator = TrainedEmulator.load(path)
+        except CheckpointError as exc:
+            self.error.emit(str(exc))
+            return False
+        simulator = self.session.simulator
+        if simulator is not None and ([p.name for p in emulator.parameters] != [p.name for p in simulator.parameters]
+                                      or tuple(emulator.image_shape) != tuple(simulator.image_shape)):
+            self.error.emit(f"{path} emulates {emulator.meta.get('simulator')!r}, not the current simulator "
+                            f"{simulator.name!r}")
+            return False
+        self.last_folder = str(Path(path).parent)
+        self.session.set_emulator(emulator, path)
+        self.status.setText(f"loaded {path}: held-out pixel MSE {emulator.meta.get('fidelity_mse')}")
+        return True

@@ -1,0 +1,166 @@
+"""What the pretraining and calibration panels share: run controls, progress, losses and the scrubber."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.progress import Snapshot
+from ..session import Session
+from ..widgets import LossPlot, SmoothingControl, StepScrubber
+
+
+def format_seconds(seconds: float) -> str:
+    """'1:05' or '1:02:03'; '--' when unknown."""
+    if not math.isfinite(seconds):
+        return "--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class RunPanel(QWidget):
+    """Base of the panels that run an engine loop: subclasses add settings and draw snapshots.
+
+    The main window owns the worker thread; a panel asks for a run with ``start_requested`` and
+    is fed snapshots through ``on_snapshot``.
+    """
+
+    start_requested = Signal(object)   # a job: callable(observer, control) -> result
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+    error = Signal(str)
+
+    stage = ""
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.snapshots: list[Snapshot] = []
+        self.running = False
+        self.paused = False
+
+        self.start_button = QPushButton("Start")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.start_button.setToolTip("Start a run with these settings (Ctrl+R)")
+        self.pause_button.setToolTip("Pause or resume between two iterations (Ctrl+P)")
+        self.stop_button.setToolTip("Stop after the current iteration; what was learned is kept (Ctrl+.)")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m iterations")
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self.scrubber = StepScrubber()
+        self.losses = LossPlot("losses (every iteration; thick: moving average)")
+        self.smoothing = SmoothingControl([self.losses])
+
+        self.settings = QFormLayout()
+        box = QGroupBox("Settings")
+        box.setLayout(self.settings)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        self.controls = QVBoxLayout()
+        self.controls.addWidget(box)
+        self.controls.addLayout(buttons)
+        self.controls.addWidget(self.progress)
+        self.controls.addWidget(self.status)
+        self.controls_widget = QWidget()
+        self.controls_widget.setLayout(self.controls)
+        self.controls_widget.setMaximumWidth(360)
+
+        self.start_button.clicked.connect(self.request_start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.scrubber.moved.connect(self.show_snapshot)
+        self.set_running(False)
+
+    # -- run state ------------------------------------------------------------------------------------
+    def request_start(self) -> None:
+        """Build the job from the settings and ask the main window to run it."""
+        job = self.make_job()
+        if job is None:
+            return
+        self.snapshots = []
+        self.scrubber.reset()
+        self.losses.clear_data()
+        self.progress.setValue(0)
+        self.start_requested.emit(job)
+
+    def toggle_pause(self) -> None:
+        """Pause a running job, or resume a paused one."""
+        if not self.running:
+            return
+        if self.paused:
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit()
+
+    def set_paused(self, paused: bool) -> None:
+        """Show the paused state."""
+        self.paused = paused
+        self.pause_button.setText("Resume" if paused else "Pause")
+        if paused:
+            self.status.setText(self.status.text().split(" — paused")[0] + " — paused")
+
+    def set_running(self, running: bool) -> None:
+        """Enable the buttons that make sense now."""
+        self.running = running
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        for i in range(self.settings.rowCount()):
+            field = self.settings.itemAt(i, QFormLayout.ItemRole.FieldRole)
+            if field is not None and field.widget() is not None:
+                field.widget().setEnabled(not running)
+        if not running:
+            self.set_paused(False)
+
+    # -- snapshots ------------------------------------------------------------------------------------
+    def on_snapshot(self, snap: Snapshot) -> None:
+        """Keep the snapshot, update progress and losses, and draw it if the scrubber follows."""
+        self.snapshots.append(snap)
+        self.progress.setMaximum(snap.iterations)
+        self.progress.setValue(snap.iteration)
+        self.losses.append(snap.loss_steps, snap.losses)
+        self.status.setText(self.describe(snap))
+        following = self.scrubber.following
+        self.scrubber.add(snap.iteration)
+        if following:
+            self.draw(len(self.snapshots) - 1)
+
+    def show_snapshot(self, index: int) -> None:
+        """The scrubber moved: draw that snapshot and the losses up to it."""
+        if 0 <= index < len(self.snapshots):
+            self.draw(index)
+            live = index == len(self.snapshots) - 1
+            self.losses.show_until(None if live else self.snapshots[index].iteration)
+
+    def describe(self, snap: Snapshot) -> str:
+        """Status text: iteration, speed, time left."""
+        return (f"iteration {snap.iteration} of {snap.iterations} · {snap.rate:.1f} it/s · "
+                f"elapsed {format_seconds(snap.elapsed)} · left {format_seconds(snap.eta)}")
+
+    # -- for subclasses -------------------------------------------------------------------------------
+    def make_job(self):
+        """Return callable(observer, control) -> result, or None after emitting an error."""
+        raise NotImplementedError
+
+    def draw(self, index: int) -> None:
+        """Draw snapshot ``index`` (images, histograms...)."""
+        raise NotImplementedError
+
+    def on_finished(self, result) -> None:
+        """The job ended normally with ``result``."""
+        raise NotImplementedError

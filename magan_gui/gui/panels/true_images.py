@@ -1,0 +1,291 @@
+"""True images panel: choose a simulator, generate a closure-test set or load files, and look at them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.data import DataError, load_true_images, make_closure_set
+from ...core.simulators import BUILTIN_SIMULATORS, PAPER_TRUTH, SimulatorError, load_simulator
+from ..session import Session
+from ..widgets import ImageGrid
+
+PLUGIN_ITEM = "plugin file…"
+FILE_FILTER = "True images (*.npz *.npy *.h5 *.hdf5);;All files (*)"
+
+
+def plugin_classes(path: str) -> list[str]:
+    """Class names defined at the top of a Python file, read without running it."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return []
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
+class TrueImagesPanel(QWidget):
+    """Panel 1: the simulator and the true images the calibration will match."""
+
+    error = Signal(str)            # a message for the user
+    generate_requested = Signal(object)  # a job building a TrueImages, run by the main window's worker
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.setAcceptDrops(True)
+        self.last_folder = str(Path.cwd())
+
+        self.simulator_box = QComboBox()
+        self.simulator_box.addItems(list(BUILTIN_SIMULATORS) + [PLUGIN_ITEM])
+        self.simulator_box.setToolTip("The simulator whose parameters are calibrated: the paper's case studies "
+                                      "(lines, circles) or your own plugin file (path/file.py:ClassName)")
+        self.simulator_info = QLabel()
+        self.simulator_info.setWordWrap(True)
+
+        self.param_table = QTableWidget(0, 2)
+        self.param_table.setHorizontalHeaderLabels(["true mean", "true std"])
+        self.param_table.setToolTip("Gaussian population of the closure test: each image gets its own "
+                                    "parameters drawn from these means and standard deviations (physical units)")
+        self.param_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.count = QSpinBox()
+        self.count.setRange(1, 1_000_000)
+        self.count.setValue(10000)
+        self.count.setToolTip("Number of true images to simulate")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(1)
+        self.seed.setToolTip("Random seed of the draw: the same seed gives the same images")
+        self.generate_button = QPushButton("Generate closure-test images")
+        self.load_button = QPushButton("Load true images…")
+        self.load_button.setToolTip("Load .npz, .npy, HDF5 or a folder of PNG/TIFF files (or drop them here)")
+        self.load_folder_button = QPushButton("Load folder…")
+
+        gen_box = QGroupBox("Closure test: simulate true images")
+        gen_layout = QVBoxLayout(gen_box)
+        gen_layout.addWidget(self.param_table)
+        form = QFormLayout()
+        form.addRow("images", self.count)
+        form.addRow("seed", self.seed)
+        gen_layout.addLayout(form)
+        gen_layout.addWidget(self.generate_button)
+        gen_layout.addStretch(1)
+        load_box = QGroupBox("Or load data")
+        load_layout = QHBoxLayout(load_box)
+        load_layout.addWidget(self.load_button)
+        load_layout.addWidget(self.load_folder_button)
+
+        left = QVBoxLayout()
+        sim_row = QHBoxLayout()
+        sim_row.addWidget(QLabel("Simulator"))
+        sim_row.addWidget(self.simulator_box, 1)
+        left.addLayout(sim_row)
+        left.addWidget(self.simulator_info)
+        left.addWidget(gen_box, 1)
+        left.addWidget(load_box)
+
+        self.info = QLabel("No true images yet: generate a closure-test set or load your data.")
+        self.info.setWordWrap(True)
+        self.grid = ImageGrid("sample true images")
+        self.mean_image = ImageGrid("mean image")
+        self.histogram = pg.PlotWidget(background="w")
+        self.histogram.setTitle("pixel intensities (2000 images)", color="#222", size="10pt")
+        self.histogram.setLabel("bottom", "pixel value")
+        self.histogram.setLogMode(y=True)
+        self.hist_curve = self.histogram.plot([], [], stepMode="center", fillLevel=None,
+                                              pen=pg.mkPen("#1f77b4", width=2))
+        right = QGridLayout()
+        right.addWidget(self.info, 0, 0, 1, 2)
+        right.addWidget(self.grid, 1, 0, 2, 1)
+        right.addWidget(self.mean_image, 1, 1)
+        right.addWidget(self.histogram, 2, 1)
+        right.setColumnStretch(0, 3)
+        right.setColumnStretch(1, 2)
+
+        layout = QHBoxLayout(self)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+        left_widget.setMaximumWidth(420)
+        layout.addWidget(left_widget)
+        layout.addLayout(right, 1)
+
+        self.simulator_box.activated.connect(self._simulator_chosen)
+        self.generate_button.clicked.connect(self.generate)
+        self.load_button.clicked.connect(self.choose_file)
+        self.load_folder_button.clicked.connect(self.choose_folder)
+        session.simulator_changed.connect(self._show_simulator)
+        session.true_changed.connect(self.show_true)
+
+    # -- simulator ------------------------------------------------------------------------------------
+    def select_simulator(self, spec: str) -> bool:
+        """Load a simulator by spec; on failure say why and keep the current one."""
+        try:
+            simulator = load_simulator(spec)
+        except SimulatorError as exc:
+            self.error.emit(str(exc))
+            self._sync_box()
+            return False
+        self.session.set_simulator(simulator, spec)
+        return True
+
+    def _sync_box(self) -> None:
+        spec = self.session.simulator_spec
+        self.simulator_box.blockSignals(True)
+        if spec and self.simulator_box.findText(spec) < 0:
+            self.simulator_box.insertItem(self.simulator_box.count() - 1, spec)
+        self.simulator_box.setCurrentText(spec or "lines")
+        self.simulator_box.blockSignals(False)
+
+    def _simulator_chosen(self, index: int) -> None:
+        text = self.simulator_box.itemText(index)
+        if text != PLUGIN_ITEM:
+            self.select_simulator(text)
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Simulator plugin", self.last_folder, "Python (*.py)")
+        if not path:
+            self._sync_box()
+            return
+        self.last_folder = str(Path(path).parent)
+        classes = plugin_classes(path)
+        if not classes:
+            self.error.emit(f"{path} defines no class; a plugin is a class with image_shape, parameters and simulate")
+            self._sync_box()
+            return
+        name = classes[0]
+        if len(classes) > 1:
+            name, ok = QInputDialog.getItem(self, "Simulator class", "Class in " + Path(path).name, classes, 0, False)
+            if not ok:
+                self._sync_box()
+                return
+        self.select_simulator(f"{path}:{name}")
+
+    def _show_simulator(self, simulator) -> None:
+        self._sync_box()
+        h, w = simulator.image_shape
+        kind = "stochastic" if getattr(simulator, "stochastic", False) else "deterministic"
+        self.simulator_info.setText(f"<b>{simulator.name}</b>: {h}x{w} images, {kind}, "
+                                    f"{len(simulator.parameters)} parameters")
+        params = simulator.parameters
+        mean, std = PAPER_TRUTH.get(self.session.simulator_spec, (None, None))
+        self.param_table.setRowCount(len(params))
+        self.param_table.setVerticalHeaderLabels([p.label for p in params])
+        self.mean_boxes, self.std_boxes = [], []
+        for i, p in enumerate(params):
+            span = p.high - p.low
+            decimals = max(2, int(np.ceil(-np.log10(span / 1000))))
+            m_box, s_box = QDoubleSpinBox(), QDoubleSpinBox()
+            for box in (m_box, s_box):
+                box.setDecimals(decimals)
+                box.setSingleStep(span / 100)
+                box.setSuffix(f" {p.unit}" if p.unit else "")
+            m_box.setRange(p.low - span, p.high + span)
+            s_box.setRange(0.0, span)
+            m_box.setValue(mean[i] if mean else p.default)
+            s_box.setValue(std[i] if std else 0.05 * span)
+            m_box.setToolTip(f"Mean of {p.name} over the true images; pretraining covers [{p.low}, {p.high}] "
+                             f"{p.unit}; the default simulation uses {p.default}")
+            s_box.setToolTip(f"Image-to-image standard deviation of {p.name} in the true images")
+            self.param_table.setCellWidget(i, 0, m_box)
+            self.param_table.setCellWidget(i, 1, s_box)
+            self.mean_boxes.append(m_box)
+            self.std_boxes.append(s_box)
+        height = self.param_table.horizontalHeader().height() + 2 * self.param_table.frameWidth()
+        height += sum(self.param_table.rowHeight(i) for i in range(len(params)))
+        self.param_table.setFixedHeight(height)
+
+    # -- true images ----------------------------------------------------------------------------------
+    def generate(self) -> None:
+        """Ask the main window to simulate the closure-test set in its worker thread."""
+        if self.session.simulator is None:
+            self.error.emit("choose a simulator first")
+            return
+        simulator, device = self.session.simulator, self.session.device
+        mean = [b.value() for b in self.mean_boxes]
+        std = [b.value() for b in self.std_boxes]
+        n, seed = self.count.value(), self.seed.value()
+
+        def job(observe, control):
+            return make_closure_set(simulator, mean, std, n, seed=seed, device=device)
+
+        self.generate_requested.emit(job)
+
+    def choose_file(self) -> None:
+        """File dialog for true images."""
+        path, _ = QFileDialog.getOpenFileName(self, "True images", self.last_folder, FILE_FILTER)
+        if path:
+            self.load(path)
+
+    def choose_folder(self) -> None:
+        """Folder dialog for a folder of PNG/TIFF images."""
+        path = QFileDialog.getExistingDirectory(self, "Folder of PNG or TIFF images", self.last_folder)
+        if path:
+            self.load(path)
+
+    def load(self, path: str) -> bool:
+        """Load true images; on failure show why and keep what was loaded before."""
+        simulator = self.session.simulator
+        if simulator is None:
+            self.error.emit("choose a simulator first")
+            return False
+        try:
+            true = load_true_images(path, simulator.image_shape, [p.name for p in simulator.parameters])
+        except DataError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.last_folder = str(Path(path).parent)
+        self.session.set_true(true)
+        return True
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls:
+            self.load(urls[0].toLocalFile())
+
+    def show_true(self, true) -> None:
+        """Draw samples, mean image and pixel histogram of the true images (or clear them)."""
+        if true is None:
+            self.info.setText("No true images yet: generate a closure-test set or load your data.")
+            self.grid.set_rows([[np.zeros((2, 2))]])
+            return
+        images = true.images
+        picks = images[np.linspace(0, len(images) - 1, min(16, len(images))).astype(int)]
+        cols = 4
+        rows = [list(picks[i:i + cols]) for i in range(0, len(picks), cols)]
+        self.grid.set_rows(rows, f"{len(picks)} of {len(images)} images")
+        self.mean_image.set_rows([[images.mean(axis=0)]])
+        self.mean_image.image.setLevels((0.0, float(images.mean(axis=0).max()) or 1.0))
+        counts, edges = np.histogram(images[:2000], bins=64, range=(0.0, 1.0))
+        self.hist_curve.setData(edges, np.maximum(counts, 0.5))
+        known = "true parameters known (closure test)" if true.params is not None else "true parameters unknown"
+        self.info.setText(f"<b>{len(images)}</b> images of {true.shape[0]}x{true.shape[1]} px, {known}.<br>"
+                          f"source: {true.source}<br>SHA-256 {true.sha256[:16]}…")
+
+    def set_busy(self, busy: bool) -> None:
+        """Disable the controls while a job runs."""
+        for w in (self.generate_button, self.load_button, self.load_folder_button, self.simulator_box):
+            w.setEnabled(not busy)
+

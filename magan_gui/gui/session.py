@@ -1,0 +1,58 @@
+"""What the open calibration holds: simulator, true images, emulator and result, with change signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from ..core.data import TrueImages
+from ..core.emulator import TrainedEmulator
+
+
+class Session(QObject):
+    """The shared state the panels read and change; each change is announced by a signal."""
+
+    simulator_changed = Signal(object)
+    true_changed = Signal(object)
+    emulator_changed = Signal(object)
+    result_changed = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.simulator: Any = None
+        self.simulator_spec = ""
+        self.true: TrueImages | None = None
+        self.emulator: TrainedEmulator | None = None
+        self.emulator_path: str | None = None
+        self.outcome: Any = None
+        self.result: dict[str, Any] | None = None
+        self.device = "cpu"
+
+    def set_simulator(self, simulator: Any, spec: str) -> None:
+        """A new simulator: true images, emulator and result of another simulator no longer apply."""
+        self.simulator, self.simulator_spec = simulator, spec
+        if self.true is not None and self.true.shape != tuple(simulator.image_shape):
+            self.true = None
+            self.true_changed.emit(None)
+        if self.emulator is not None and [p.name for p in self.emulator.parameters] != \
+                [p.name for p in simulator.parameters]:
+            self.set_emulator(None)
+        self.set_result(None, None)
+        self.simulator_changed.emit(simulator)
+
+    def set_true(self, true: TrueImages) -> None:
+        """New true images (validated by the caller)."""
+        self.true = true
+        self.set_result(None, None)
+        self.true_changed.emit(true)
+
+    def set_emulator(self, emulator: TrainedEmulator | None, path: str | None = None) -> None:
+        """A newly trained or loaded emulator."""
+        self.emulator, self.emulator_path = emulator, path
+        self.emulator_changed.emit(emulator)
+
+    def set_result(self, outcome: Any, result: dict[str, Any] | None) -> None:
+        """A finished calibration's outcome and result document."""
+        self.outcome, self.result = outcome, result
+        self.result_changed.emit(result)

@@ -1,0 +1,103 @@
+"""Runs engine jobs in a worker thread and turns their snapshots into Qt signals.
+
+One ``EngineWorker`` object is moved to a ``QThread``; it never touches a widget.  The engine
+calls the worker's observer from the worker thread; the observer emits a signal, and Qt queues
+it to the GUI thread.  Back-pressure: while the GUI has not drawn the previous snapshot, newer
+ones are dropped (their losses are kept and folded into the next one sent), so the GUI never
+accumulates a backlog and no logged step is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.progress import RunControl, Snapshot
+
+Job = Callable[[Callable[[Snapshot], None], RunControl], Any]
+
+
+def merge_losses(held: Snapshot | None, snap: Snapshot) -> Snapshot:
+    """Prepend the losses of a dropped snapshot to the next one, so every step reaches the GUI."""
+    if held is None:
+        return snap
+    steps = np.concatenate([held.loss_steps, snap.loss_steps])
+    losses = {k: np.concatenate([held.losses.get(k, np.zeros(0, np.float32)), snap.losses.get(k, np.zeros(0))])
+              for k in set(held.losses) | set(snap.losses)}
+    snap.loss_steps, snap.losses = steps, losses
+    return snap
+
+
+class EngineWorker(QObject):
+    """Runs one job (a pretraining or calibration) in its thread; reports through signals.
+
+    Signals
+    -------
+    snapshot(object)   a Snapshot to draw; call ``drawn()`` when done so the next one can come
+    finished(object)   the job's return value
+    failed(str)        a readable error message (the job raised)
+    """
+
+    snapshot = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, job: Job, threads: int | None = None):
+        super().__init__()
+        self.job = job
+        self.control = RunControl()
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._in_flight = False
+        self._held: Snapshot | None = None
+
+    def observe(self, snap: Snapshot) -> None:
+        """Engine observer (worker thread): emit now, or hold until the GUI has drawn the last one."""
+        with self._lock:
+            snap = merge_losses(self._held, snap)
+            if self._in_flight and not snap.final:
+                self._held = snap
+                return
+            self._held = None
+            self._in_flight = True
+        self.snapshot.emit(snap)
+
+    @Slot()
+    def drawn(self) -> None:
+        """Called by the GUI thread after drawing a snapshot."""
+        with self._lock:
+            self._in_flight = False
+
+    @Slot()
+    def run(self) -> None:
+        """Thread entry point: run the job, then emit finished or failed."""
+        if self.threads:
+            torch.set_num_threads(self.threads)  # leave the GUI thread a core
+        try:
+            result = self.job(self.observe, self.control)
+        except Exception as exc:  # anything from the engine or a plugin becomes a message in the window
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            traceback.print_exc()
+            self.failed.emit(f"{type(exc).__name__}: {message}" if not isinstance(exc, ValueError) else message)
+            return
+        self.finished.emit(result)
+
+
+def start_worker(job: Job, parent: QObject, threads: int | None = None) -> tuple[EngineWorker, QThread]:
+    """Create a worker and its thread, wire finished/failed -> quit -> deleteLater, and start it."""
+    thread = QThread(parent)
+    worker = EngineWorker(job, threads)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.failed.connect(thread.quit)
+    thread.finished.connect(worker.deleteLater)
+    thread.finished.connect(thread.deleteLater)
+    thread.start()
+    return worker, thread

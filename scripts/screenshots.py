@@ -1,0 +1,70 @@
+"""Regenerate the README's screenshots: the app on its built-in example, mid-run and at the end.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+        [--pretrain-iterations 1000] [--calibrate-iterations 2000]
+
+Drives the real window as a user would (Run all), grabbing each panel to PNG as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QEventLoop  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/screenshots")
+    parser.add_argument("--pretrain-iterations", type=int, default=1000)
+    parser.add_argument("--calibrate-iterations", type=int, default=2000)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    from magan_gui.gui.app import build_window
+
+    window = build_window()
+    window.resize(1280, 800)
+    window.show()
+
+    def wait(condition, timeout: float = 1800.0) -> None:
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > timeout:
+                raise TimeoutError("the run took too long")
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+
+    def shot(tab: int, name: str) -> None:
+        window.tabs.setCurrentIndex(tab)
+        app.processEvents()
+        window.grab().save(str(out / f"{name}.png"))
+        print("wrote", out / f"{name}.png")
+
+    wait(lambda: window.session.true is not None)
+    shot(0, "1-true-images")
+    window.pretrain_panel.iterations.setValue(args.pretrain_iterations)
+    window.calibrate_panel.iterations.setValue(args.calibrate_iterations)
+    window.run_all()
+    wait(lambda: window.pretrain_panel.progress.value() >= args.pretrain_iterations // 3)
+    shot(1, "2-pretraining-mid-run")
+    wait(lambda: window.session.emulator is not None and window.calibrate_panel.running)
+    shot(1, "2-pretraining-end")
+    wait(lambda: window.calibrate_panel.progress.value() >= args.calibrate_iterations // 4)
+    shot(2, "3-calibration-mid-run")
+    wait(lambda: window.session.result is not None and not window.busy)
+    shot(2, "3-calibration-end")
+    shot(3, "4-results")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
