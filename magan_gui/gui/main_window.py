@@ -133,6 +133,9 @@ class MainWindow(QMainWindow):
 
     def run_all(self) -> None:
         """Pretrain, and when that finishes normally, calibrate: the whole job with one button."""
+        if self.busy:  # refused: must not chain a calibration onto the run that is going
+            self.show_error("another run is in progress: stop it first")
+            return
         self.chain_calibration = True
         self.tabs.setCurrentWidget(self.pretrain_panel)
         self.pretrain_panel.request_start()
@@ -177,7 +180,7 @@ class MainWindow(QMainWindow):
             self.session.set_true(result)
         elif panel is not None:
             panel.on_finished(result)
-        self.state_label.setText("finished")
+        self.state_label.setText("stopped" if self.state_label.text() == "stopping" else "finished")
         if panel is self.calibrate_panel:
             self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
 
@@ -187,7 +190,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText("failed")
 
     def _on_thread_finished(self) -> None:
-        stopped = self.state_label.text() in ("stopping", "failed")
+        stopped = self.state_label.text() in ("stopping", "stopped", "failed")
         self.worker, self.thread = None, None
         self._set_busy(False, self.state_label.text())
         if self.chain_calibration:
@@ -204,6 +207,7 @@ class MainWindow(QMainWindow):
         self.true_panel.set_busy(busy)
         self.device_box.setEnabled(not busy)
         self.start_action.setEnabled(not busy)
+        self.run_all_action.setEnabled(not busy)
         self.pause_action.setEnabled(busy)
         self.stop_action.setEnabled(busy)
 
@@ -287,6 +291,9 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.wait_for_thread()
+            if not self.wait_for_thread():  # never destroy a running thread: keep the window open
+                self.show_error("the run did not stop in time; close the window again to retry")
+                event.ignore()
+                return
         self._save_state()
         event.accept()

@@ -32,9 +32,17 @@ class Session(QObject):
     def set_simulator(self, simulator: Any, spec: str) -> None:
         """A new simulator: true images, emulator and result of another simulator no longer apply."""
         self.simulator, self.simulator_spec = simulator, spec
+        names = [p.name for p in simulator.parameters]
         if self.true is not None and self.true.shape != tuple(simulator.image_shape):
             self.true = None
             self.true_changed.emit(None)
+        elif self.true is not None and self.true.params is not None and (
+                self.true.params.shape[1] != len(names)
+                or (self.true.param_names is not None and list(self.true.param_names) != names)):
+            # the known true parameters belong to another simulator (e.g. lines -> circles, both 28x28):
+            # keep the images, forget the parameters, which would be shown as this simulator's truth
+            self.true = TrueImages(self.true.images, None, None, self.true.source, self.true.sha256)
+            self.true_changed.emit(self.true)
         if self.emulator is not None and [p.name for p in self.emulator.parameters] != \
                 [p.name for p in simulator.parameters]:
             self.set_emulator(None)

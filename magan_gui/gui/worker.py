@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.progress import RunControl, Snapshot
 
@@ -27,8 +27,14 @@ def merge_losses(held: Snapshot | None, snap: Snapshot) -> Snapshot:
     """Prepend the losses of a dropped snapshot to the next one, so every step reaches the GUI."""
     if held is None:
         return snap
+
+    def part(losses: dict[str, np.ndarray], key: str, n: int) -> np.ndarray:
+        # a loss missing from one snapshot is NaN over its steps, so every curve stays aligned with the steps
+        return np.asarray(losses[key], np.float32) if key in losses else np.full(n, np.nan, np.float32)
+
     steps = np.concatenate([held.loss_steps, snap.loss_steps])
-    losses = {k: np.concatenate([held.losses.get(k, np.zeros(0, np.float32)), snap.losses.get(k, np.zeros(0))])
+    n_held, n_new = len(held.loss_steps), len(snap.loss_steps)
+    losses = {k: np.concatenate([part(held.losses, k, n_held), part(snap.losses, k, n_new)])
               for k in set(held.losses) | set(snap.losses)}
     snap.loss_steps, snap.losses = steps, losses
     return snap
@@ -95,8 +101,10 @@ def start_worker(job: Job, parent: QObject, threads: int | None = None) -> tuple
     worker = EngineWorker(job, threads)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    worker.failed.connect(thread.quit)
+    # quit() is thread-safe: called directly from the worker thread, the thread ends even while the GUI
+    # thread is blocked in QThread.wait() (closing the window during a run); queued, it would deadlock there
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     thread.finished.connect(worker.deleteLater)
     thread.finished.connect(thread.deleteLater)
     thread.start()

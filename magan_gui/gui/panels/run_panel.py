@@ -134,7 +134,7 @@ class RunPanel(QWidget):
         self.progress.setMaximum(snap.iterations)
         self.progress.setValue(snap.iteration)
         self.losses.append(snap.loss_steps, snap.losses)
-        self.status.setText(self.describe(snap))
+        self.status.setText(self.describe(snap) + (" — paused" if self.paused else ""))
         following = self.scrubber.following
         self.scrubber.add(snap.iteration)
         if following:

@@ -1,0 +1,369 @@
+"""The app driven as a person would: clicks, typed settings, waiting for runs; never time.sleep."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QMessageBox, QToolBar
+
+import magan_gui.gui.panels.pretraining as pretraining_module
+import magan_gui.gui.panels.true_images as true_images_module
+from magan_gui.core.emulator import TrainedEmulator
+from magan_gui.core.results import samples_path_for
+from magan_gui.core.simulators import PAPER_TRUTH
+
+from .conftest import TINY, close_message_boxes, open_message_boxes, set_tiny
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+def click(qtbot, button) -> None:
+    assert button.isVisible() and button.isEnabled(), f"{button.text()!r} cannot be clicked now"
+    qtbot.mouseClick(button, LEFT)
+
+
+def toolbar_button(window, action):
+    toolbar = window.findChild(QToolBar, "run-toolbar")
+    return toolbar.widgetForAction(action)
+
+
+def load_emulator_by_dialog(qtbot, window, monkeypatch, path) -> None:
+    """Pretraining panel: 'Load emulator…', choosing ``path`` in the file dialog."""
+    monkeypatch.setattr(pretraining_module.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(path), "")))
+    window.tabs.setCurrentWidget(window.pretrain_panel)
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=10000):
+        click(qtbot, window.pretrain_panel.load_button)
+
+
+def calibrate(qtbot, window, wait_run) -> None:
+    """Calibration panel: tiny settings, Start, wait for the result."""
+    panel = window.calibrate_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    click(qtbot, panel.start_button)
+    assert window.busy and window.state_label.text() == "running"
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=60000)
+    wait_run(window)
+
+
+@pytest.fixture()
+def calibrated(qtbot, window, wait_run, monkeypatch, tiny_emulator_path):
+    """The app after loading an emulator and a tiny calibration."""
+    load_emulator_by_dialog(qtbot, window, monkeypatch, tiny_emulator_path)
+    calibrate(qtbot, window, wait_run)
+    return window
+
+
+# -- true images ---------------------------------------------------------------------------------------
+def test_opens_on_lines_with_the_paper_closure_test(window):
+    panel = window.true_panel
+    assert window.session.simulator_spec == "lines" and panel.simulator_box.currentText() == "lines"
+    assert len(window.session.true) == 10000 and window.session.true.shape == (28, 28)
+    assert window.session.true.params is not None
+    mean, std = PAPER_TRUTH["lines"]
+    assert panel.param_table.rowCount() == 4
+    assert [b.value() for b in panel.mean_boxes] == pytest.approx(mean)
+    assert [b.value() for b in panel.std_boxes] == pytest.approx(std)
+    assert window.session.true.params.mean(axis=0) == pytest.approx(mean, abs=0.05)
+    assert "10000" in panel.info.text()
+    assert panel.grid.last_array is not None and panel.grid.last_array.shape[0] > 28
+    assert window.state_label.text() == "finished" and not window.busy
+    assert window.tabs.currentWidget() is panel
+
+
+def test_choosing_circles_and_generating_a_small_set(qtbot, window, wait_run):
+    panel = window.true_panel
+    box = panel.simulator_box
+    box.setFocus()
+    with qtbot.waitSignal(window.session.simulator_changed, timeout=5000):
+        qtbot.keyClick(box, Qt.Key.Key_Down)   # the item after 'lines'; keyboard choices emit activated
+    assert box.currentText() == "circles"
+    assert window.session.simulator.name == "circles"
+    kept = window.session.true      # same 28x28 shape: the images stay, the lines parameters do not
+    assert kept is not None and len(kept) == 10000 and kept.params is None
+    assert "true parameters unknown" in panel.info.text()
+    assert panel.param_table.rowCount() == 5
+    assert [b.value() for b in panel.mean_boxes] == pytest.approx(PAPER_TRUTH["circles"][0])
+    assert len(window.calibrate_panel.histograms) == 5
+    assert window.calibrate_panel.table.rowCount() == 5
+    assert window.pretrain_panel.iterations.value() == 3000     # the quick preset for circles
+
+    panel.count.setValue(300)
+    click(qtbot, panel.generate_button)
+    assert window.busy and not panel.generate_button.isEnabled()   # one job at a time
+    with qtbot.waitSignal(window.session.true_changed, timeout=30000) as blocker:
+        pass
+    wait_run(window)
+    true = blocker.args[0]
+    assert true is window.session.true
+    assert len(true) == 300 and true.params.shape == (300, 5) and "circles" in true.source
+    assert "<b>300</b>" in panel.info.text()
+    assert panel.generate_button.isEnabled()
+
+
+def test_a_bad_file_is_refused_and_the_images_kept(qtbot, window, monkeypatch, tmp_path):
+    before = window.session.true
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((5, 10, 12), np.float32))
+    monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(bad), "")))
+    with qtbot.assertNotEmitted(window.session.true_changed):
+        click(qtbot, window.true_panel.load_button)
+    assert "10x12" in window.last_error and "28x28" in window.last_error
+    assert window.session.true is before and len(window.session.true) == 10000
+    assert [b.text() for b in open_message_boxes(window)] == [window.last_error]
+    assert window.statusBar().currentMessage() == window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+    assert open_message_boxes(window) == []
+
+
+def test_a_good_file_loads(qtbot, window, monkeypatch, tmp_path, lines_true):
+    path = tmp_path / "true.npz"
+    lines_true.save_npz(path)
+    monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(path), "")))
+    click(qtbot, window.true_panel.load_button)
+    assert window.session.true.source == str(path) and len(window.session.true) == 256
+    assert window.true_panel.last_folder == str(tmp_path)
+
+
+# -- pretraining ---------------------------------------------------------------------------------------
+def test_pretraining_runs_and_the_scrubber_looks_back(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=60000) as blocker:
+        click(qtbot, panel.start_button)
+        assert window.busy and not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+        assert not panel.iterations.isEnabled()   # settings are locked during a run
+    wait_run(window)
+    emulator = blocker.args[0]
+    assert emulator is window.session.emulator and emulator.meta["iteration"] == TINY
+    assert window.state_label.text() == "finished"
+    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled() and panel.iterations.isEnabled()
+
+    assert len(panel.snapshots) >= 2 and panel.snapshots[-1].final
+    assert panel.progress.maximum() == TINY and panel.progress.value() == TINY
+    assert np.array_equal(panel.losses.steps, np.arange(1, TINY + 1)), "every iteration's loss is drawn once"
+    assert panel.grid.last_array is not None and panel.grid.last_array.size > 28 * 28
+    assert "done: 30 iterations" in panel.status.text()
+    assert window.results_panel.emulator_button.isEnabled()
+
+    scrubber = panel.scrubber
+    assert scrubber.following and scrubber.label.text().endswith("(live)")
+    latest = panel.grid.last_array.copy()
+    scrubber.slider.setFocus()
+    qtbot.keyClick(scrubber.slider, Qt.Key.Key_Home)   # back to the first snapshot
+    assert scrubber.slider.value() == 0
+    assert "live" not in scrubber.label.text()
+    first = panel.snapshots[0].iteration
+    assert f"iteration {first}" in scrubber.label.text()
+    assert panel.losses.limit_step == first
+    assert panel.grid.last_array.shape[1] < latest.shape[1]   # one emulator column instead of several
+    qtbot.keyClick(scrubber.slider, Qt.Key.Key_End)
+    assert scrubber.label.text().endswith("(live)") and panel.losses.limit_step is None
+
+
+def test_pause_resume_and_stop(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel, iterations=2000)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: len(panel.losses.steps) > 0, timeout=30000)
+
+    click(qtbot, panel.pause_button)
+    qtbot.waitUntil(lambda: window.state_label.text() == "paused", timeout=5000)
+    assert panel.pause_button.text() == "Resume" and panel.status.text().endswith("paused")
+    # the iteration under way when Pause was clicked may still report; then nothing may come
+    held = -1
+    for _ in range(10):
+        if len(panel.losses.steps) == held:
+            break
+        held = len(panel.losses.steps)
+        qtbot.wait(600)          # longer than the 0.25 s between snapshots of a running job
+    else:
+        pytest.fail("the paused run kept reporting iterations")
+    qtbot.wait(300)
+    assert len(panel.losses.steps) == held, "a paused run must not go on"
+    assert window.busy and panel.status.text().endswith("paused")
+
+    click(qtbot, panel.pause_button)   # now reads Resume
+    assert window.state_label.text() == "running" and panel.pause_button.text() == "Pause"
+    qtbot.waitUntil(lambda: len(panel.losses.steps) > held, timeout=30000)
+
+    click(qtbot, panel.stop_button)
+    assert window.state_label.text() == "stopping"
+    wait_run(window)
+    assert window.thread is None and window.worker is None
+    assert window.state_label.text() == "stopped"
+    emulator = window.session.emulator           # a stopped run keeps what it learned
+    assert emulator is not None and held < emulator.meta["iteration"] < 2000
+    assert panel.snapshots[-1].final
+
+
+def test_pause_shortcut_and_toolbar_actions(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    set_tiny(panel, iterations=2000)
+    assert window.tabs.currentWidget() is window.true_panel
+    click(qtbot, toolbar_button(window, window.start_action))   # from the first tab: starts pretraining
+    assert window.tabs.currentWidget() is panel and window.busy
+    assert not toolbar_button(window, window.run_all_action).isEnabled()
+    window.toggle_pause()
+    assert window.state_label.text() == "paused" and panel.paused
+    window.toggle_pause()
+    assert window.state_label.text() == "running" and not panel.paused
+    click(qtbot, toolbar_button(window, window.stop_action))
+    wait_run(window)
+    assert toolbar_button(window, window.run_all_action).isEnabled()
+
+
+# -- calibration and results ---------------------------------------------------------------------------
+def test_calibration_needs_an_emulator(qtbot, window):
+    window.tabs.setCurrentWidget(window.calibrate_panel)
+    click(qtbot, window.calibrate_panel.start_button)
+    assert not window.busy
+    assert "emulator" in window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+
+
+def test_calibration_fills_the_table(qtbot, calibrated):
+    window = calibrated
+    panel = window.calibrate_panel
+    result = window.session.result
+    assert result is not None and window.session.outcome.iteration == TINY
+    assert window.state_label.text() == "finished"
+    assert len(panel.snapshots) >= 2 and panel.snapshots[-1].final
+    assert panel.progress.value() == TINY
+    assert np.array_equal(panel.losses.steps, np.arange(1, TINY + 1))
+    mean, std = PAPER_TRUTH["lines"]
+    for i in range(4):
+        cells = [panel.table.item(i, c).text() for c in range(7)]
+        values = [float(v) for v in cells]                   # every cell holds a number
+        assert values[0] == pytest.approx(result["parameters"][i]["mean"], rel=1e-3)
+        assert values[2] == pytest.approx(mean[i], abs=0.05)  # the closure test's true mean
+        assert values[3] == pytest.approx(std[i], rel=0.1)
+    assert all(len(h.gen_curve.getData()[1]) == 120 for h in panel.histograms)
+    assert "best match pooled from iterations" in panel.status.text()
+    assert "best mean" in window.results_panel.summary.toPlainText()
+    assert window.results_panel.correlation.rowCount() == 4
+    assert window.results_panel.export_button.isEnabled()
+
+
+def test_results_exports(qtbot, calibrated, tmp_path):
+    window = calibrated
+    results = window.results_panel
+    window.tabs.setCurrentWidget(results)
+    path = tmp_path / "out" / "result.json"
+    with qtbot.waitSignal(results.message, timeout=5000):
+        assert results.export_result(str(path))
+    csv = samples_path_for(path)
+    doc = json.loads(path.read_text())
+    assert [p["name"] for p in doc["parameters"]] == ["m", "x0", "c", "x_steps"]
+    assert doc["samples_csv"] == csv.name
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "m,x0,c,x_steps" and len(lines) == 1 + len(window.session.outcome.samples)
+    assert str(path) in results.saved.text()
+
+    before = path.read_bytes(), csv.read_bytes()
+    assert not results.export_result(str(path))          # no overwrite unless the dialog asked
+    assert "already exists" in window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+    assert (path.read_bytes(), csv.read_bytes()) == before
+    assert results.export_result(str(path), overwrite=True)
+
+    pt = tmp_path / "emulator.pt"
+    assert results.export_emulator(str(pt))
+    again = TrainedEmulator.load(pt)
+    assert [p.name for p in again.parameters] == ["m", "x0", "c", "x_steps"]
+    pt2 = tmp_path / "emulator.pt2"
+    assert results.export_emulator(str(pt2))
+    assert pt2.stat().st_size > 1000
+    assert str(pt2) in results.saved.text()
+
+    paths = window.save_pictures(str(tmp_path))
+    assert len(paths) == 4 and len(set(paths)) == 4
+    for p in paths:
+        image = QImage(p)
+        assert not image.isNull() and image.width() > 100 and image.height() > 100
+    assert window.tabs.currentWidget() is results        # the view the user had is restored
+
+
+def test_export_without_a_result_says_so(qtbot, window, tmp_path):
+    assert not window.results_panel.export_result(str(tmp_path / "r.json"))
+    assert "no result" in window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_run_all_pretrains_then_calibrates(qtbot, window, wait_run):
+    set_tiny(window.pretrain_panel)
+    set_tiny(window.calibrate_panel)
+    stages = []
+    window.session.emulator_changed.connect(lambda e: stages.append(("emulator", window.calibrate_panel.running)))
+    click(qtbot, toolbar_button(window, window.run_all_action))
+    assert window.tabs.currentWidget() is window.pretrain_panel and window.pretrain_panel.running
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=90000)
+    wait_run(window)
+    assert stages == [("emulator", False)]
+    assert window.tabs.currentWidget() is window.calibrate_panel
+    assert window.session.emulator.meta["iteration"] == TINY and window.session.outcome.iteration == TINY
+    assert window.pretrain_panel.snapshots[-1].final and window.calibrate_panel.snapshots[-1].final
+    assert not window.chain_calibration
+
+
+def test_run_all_while_busy_is_refused_and_does_not_chain(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel, iterations=2000)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: len(panel.snapshots) > 0, timeout=30000)
+    kept = len(panel.snapshots)
+    window.run_all()                                    # e.g. Ctrl+Shift+R during the run
+    assert "in progress" in window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+    assert not window.chain_calibration
+    assert len(panel.snapshots) >= kept                 # the running panel was not reset
+    click(qtbot, panel.stop_button)
+    wait_run(window)
+    assert not window.calibrate_panel.snapshots and window.session.result is None
+
+
+# -- closing -------------------------------------------------------------------------------------------
+def test_closing_during_a_run_stops_it(qtbot, window, monkeypatch, settings_path):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel, iterations=2000)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: len(panel.snapshots) > 0, timeout=30000)
+    thread = window.thread
+    finished = []
+    thread.finished.connect(lambda: finished.append(True))
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No))
+    assert not window.close()                          # "No": the window and the run go on
+    assert window.isVisible() and window.busy and len(asked) == 1
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes))
+    assert window.close()
+    assert len(asked) == 2 and not window.isVisible()
+    assert thread.isFinished() and not thread.isRunning()   # waited for, not destroyed while running
+    qtbot.waitUntil(lambda: finished == [True], timeout=5000)
+    settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
+    assert settings.value("geometry") is not None        # the window state was saved to the test's file
+
+
+def test_settings_restore_folders(qtbot, make_window, tmp_path, settings_path):
+    settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
+    settings.setValue("folders/export", str(tmp_path))
+    settings.setValue("folders/true", str(tmp_path / "missing"))
+    settings.sync()
+    window = make_window()
+    assert window.results_panel.last_folder == str(tmp_path)
+    assert window.true_panel.last_folder != str(tmp_path / "missing")   # folders that are gone are ignored
