@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -35,23 +34,14 @@ class CalibrationPanel(RunPanel):
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(session, parent)
-        self.iterations = QSpinBox()
-        self.iterations.setRange(1, 10_000_000)
-        self.iterations.setToolTip("Generator updates; the quick preset uses 4000")
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 65536)
-        self.batch.setToolTip("Images per discriminator and generator update")
         self.disc_input = QComboBox()
         self.disc_input.addItems(DISCRIMINATOR_INPUTS)
         self.disc_input.setToolTip("Fakes shown to the discriminator: simulated T(G(z)) (the paper's standard, "
                                    "more accurate) or emulated E(G(z)) (faster when the simulator is slow)")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Random seed: the same seed and settings give the same calibration")
-        self.settings.addRow("iterations", self.iterations)
-        self.settings.addRow("batch size", self.batch)
-        self.settings.addRow("discriminator sees", self.disc_input)
-        self.settings.addRow("seed", self.seed)
+        self.add_common_settings("Generator updates; the quick preset uses 4000",
+                                 "Images per discriminator and generator update",
+                                 "Random seed: the same seed and settings give the same calibration",
+                                 [("discriminator sees", self.disc_input)])
         self.controls.addStretch(1)
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
@@ -91,10 +81,8 @@ class CalibrationPanel(RunPanel):
     def apply_defaults(self, simulator) -> None:
         """Settings from the quick preset; one histogram per parameter."""
         config = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate", simulator.name)
-        self.iterations.setValue(config.iterations)
-        self.batch.setValue(config.batch_size)
+        self.show_config(config)
         self.disc_input.setCurrentText(config.discriminator_on)
-        self.seed.setValue(config.seed)
         for h in self.histograms:
             self.hist_layout.removeWidget(h)
             h.deleteLater()
@@ -133,10 +121,8 @@ class CalibrationPanel(RunPanel):
         """The settings as a CalibrationConfig."""
         base = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate",
                             self.session.simulator.name if self.session.simulator else None)
-        base.iterations, base.batch_size = self.iterations.value(), self.batch.value()
-        base.discriminator_on, base.seed = self.disc_input.currentText(), self.seed.value()
-        base.snapshot_seconds = 0.25
-        return base
+        base.discriminator_on = self.disc_input.currentText()
+        return self.read_config(base)
 
     def make_job(self):
         s = self.session

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
@@ -43,23 +42,14 @@ class PretrainingPanel(RunPanel):
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(session, parent)
-        self.iterations = QSpinBox()
-        self.iterations.setRange(1, 10_000_000)
-        self.iterations.setToolTip("Emulator updates; the quick preset uses 2000 (lines) or 3000 (circles)")
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 65536)
-        self.batch.setToolTip("Parameter sets simulated per update")
         self.mode = QComboBox()
         self.mode.addItems(PRETRAIN_MODES)
         self.mode.setToolTip("auto: pixel loss when the emulator can see the simulator's noise (fastest); "
                              "siamese: the paper's adversarial Siamese training; siamese+pixel: both")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Random seed: the same seed and settings give the same emulator")
-        self.settings.addRow("iterations", self.iterations)
-        self.settings.addRow("batch size", self.batch)
-        self.settings.addRow("mode", self.mode)
-        self.settings.addRow("seed", self.seed)
+        self.add_common_settings("Emulator updates; the quick preset uses 2000 (lines) or 3000 (circles)",
+                                 "Parameter sets simulated per update",
+                                 "Random seed: the same seed and settings give the same emulator",
+                                 [("mode", self.mode)])
         self.load_button = QPushButton("Load emulator…")
         self.load_button.setToolTip("Use an emulator trained before (a file from magan pretrain or this app)")
         self.controls.addWidget(self.load_button)
@@ -99,19 +89,15 @@ class PretrainingPanel(RunPanel):
     def apply_defaults(self, simulator) -> None:
         """Settings from the quick preset for this simulator."""
         config = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain", simulator.name)
-        self.iterations.setValue(config.iterations)
-        self.batch.setValue(config.batch_size)
+        self.show_config(config)
         self.mode.setCurrentText(config.mode)
-        self.seed.setValue(config.seed)
 
     def config(self) -> PretrainConfig:
         """The settings as a PretrainConfig."""
         base = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain",
                             self.session.simulator.name if self.session.simulator else None)
-        base.iterations, base.batch_size = self.iterations.value(), self.batch.value()
-        base.mode, base.seed = self.mode.currentText(), self.seed.value()
-        base.snapshot_seconds = 0.25
-        return base
+        base.mode = self.mode.currentText()
+        return self.read_config(base)
 
     def make_job(self):
         simulator = self.session.simulator

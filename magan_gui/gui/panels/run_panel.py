@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -87,6 +88,36 @@ class RunPanel(QWidget):
         self.set_running(False)
 
     # -- run state ------------------------------------------------------------------------------------
+    def add_common_settings(self, iterations_tip: str, batch_tip: str, seed_tip: str,
+                            extra: list[tuple[str, QWidget]] = ()) -> None:
+        """The iterations, batch size and seed boxes every run has, with ``extra`` rows before the seed."""
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, 10_000_000)
+        self.iterations.setToolTip(iterations_tip)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 65536)
+        self.batch.setToolTip(batch_tip)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip(seed_tip)
+        self.settings.addRow("iterations", self.iterations)
+        self.settings.addRow("batch size", self.batch)
+        for label, widget in extra:
+            self.settings.addRow(label, widget)
+        self.settings.addRow("seed", self.seed)
+
+    def show_config(self, config) -> None:
+        """Put a config's iterations, batch size and seed into the boxes."""
+        self.iterations.setValue(config.iterations)
+        self.batch.setValue(config.batch_size)
+        self.seed.setValue(config.seed)
+
+    def read_config(self, config):
+        """``config`` with the boxes' iterations, batch size and seed, snapshots four times a second."""
+        config.iterations, config.batch_size = self.iterations.value(), self.batch.value()
+        config.seed, config.snapshot_seconds = self.seed.value(), 0.25
+        return config
+
     def request_start(self) -> None:
         """Build the job from the settings and ask the main window to run it."""
         job = self.make_job()
