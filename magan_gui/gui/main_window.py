@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 from PySide6.QtCore import QSettings, Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
 
+from ..core.calibration import CalibrationOutcome
+from ..core.checkpoints import CheckpointError
 from ..core.device import available_devices
+from ..core.project import Project
+from ..core.simulators import BUILTIN_SIMULATORS
 from .panels.calibration import CalibrationPanel
 from .panels.pretraining import PretrainingPanel
 from .panels.results import ResultsPanel
@@ -91,7 +97,11 @@ class MainWindow(QMainWindow):
         self.stop_action = action("S&top", "Ctrl+.", self.stop, "Stop the run after the current iteration")
         self.export_action = action("&Export best-match parameters…", "Ctrl+E", self.results_panel.choose_export,
                                     "Write the result JSON and samples CSV")
-        load_true = action("&Load true images…", "Ctrl+O", self.true_panel.choose_file, "Open true images")
+        open_project = action("&Open project…", "Ctrl+O", self.choose_project_to_open,
+                              "Reopen a saved calibration: true images, emulator, settings, curves and result")
+        save_project = action("&Save project…", "Ctrl+S", self.choose_project_to_save,
+                              "Save the whole calibration in one file (no code inside: safe to share)")
+        load_true = action("&Load true images…", "Ctrl+L", self.true_panel.choose_file, "Open true images")
         load_emulator = action("Load &emulator…", "Ctrl+Shift+O", self.pretrain_panel.choose_emulator,
                                "Use an emulator trained before")
         export_emulator = action("Export e&mulator…", "Ctrl+Shift+E", self.results_panel.choose_emulator_export,
@@ -100,7 +110,8 @@ class MainWindow(QMainWindow):
                           "A picture of every panel")
         quit_action = action("&Quit", "Ctrl+Q", self.close, "Close magan-gui")
         file_menu = self.menuBar().addMenu("&File")
-        for a in (load_true, load_emulator, None, self.export_action, export_emulator, pictures, None, quit_action):
+        for a in (open_project, save_project, None, load_true, load_emulator, None, self.export_action,
+                  export_emulator, pictures, None, quit_action):
             file_menu.addSeparator() if a is None else file_menu.addAction(a)
         run_menu = self.menuBar().addMenu("&Run")
         for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action):
@@ -263,6 +274,80 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self.statusBar().showMessage(f"saved {len(paths)} pictures to {folder}", 8000)
         return paths
+
+    # -- projects -------------------------------------------------------------------------------------
+    def choose_project_to_save(self) -> None:
+        """Ask where to save the project (the dialog confirms overwriting)."""
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", str(Path(self.results_panel.last_folder)
+                                                                          / "calibration.magan"),
+                                              "magan project (*.magan)")
+        if path:
+            self.save_project(path if path.endswith(".magan") else path + ".magan")
+
+    def save_project(self, path: str) -> bool:
+        """Write the session, settings and curves to ``path``."""
+        s = self.session
+        if s.simulator is None:
+            self.show_error("nothing to save yet: choose a simulator first")
+            return False
+        project = Project(s.simulator_spec, s.true, s.emulator, s.result,
+                          None if s.outcome is None else s.outcome.samples,
+                          {"pretrain": asdict(self.pretrain_panel.config()),
+                           "calibrate": asdict(self.calibrate_panel.config())},
+                          {"pretrain": self.pretrain_panel.history(), "calibrate": self.calibrate_panel.history()})
+        try:
+            project.save(path)
+        except OSError as exc:
+            self.show_error(f"{path}: {exc}")
+            return False
+        self.statusBar().showMessage(f"project saved to {path}", 8000)
+        return True
+
+    def choose_project_to_open(self) -> None:
+        """Ask for a project file to open."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self.results_panel.last_folder,
+                                              "magan project (*.magan);;All files (*)")
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str) -> bool:
+        """Reopen a project; nothing in the current session is lost if the file is refused."""
+        if self.busy:
+            self.show_error("stop the run before opening a project")
+            return False
+        try:
+            project = Project.load(path)
+        except CheckpointError as exc:
+            self.show_error(str(exc))
+            return False
+        spec = project.simulator_spec
+        if spec not in BUILTIN_SIMULATORS:
+            answer = QMessageBox.question(
+                self, "magan-gui", f"This project uses the simulator plugin {spec}.\nLoading it runs that Python "
+                "file on this computer. Load it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        if not self.true_panel.select_simulator(spec):
+            return False
+        if project.true is not None:
+            self.session.set_true(project.true)
+        if project.emulator is not None:
+            self.session.set_emulator(project.emulator, None)
+        for panel, stage in ((self.pretrain_panel, "pretrain"), (self.calibrate_panel, "calibrate")):
+            settings = project.settings.get(stage)
+            if settings:
+                panel.show_config(SimpleNamespace(**settings))
+            panel.restore_history(project.histories.get(stage, {}))
+        if project.result is not None and project.samples is not None:
+            cal = project.result.get("calibration", {})
+            outcome = CalibrationOutcome(project.samples, int(cal.get("iterations", 0)),
+                                         list(cal.get("pooled_iterations", [])),
+                                         float(cal.get("image_distance", float("nan"))),
+                                         float(project.result.get("wall_time_s", 0.0)), cal.get("history", {}),
+                                         bool(cal.get("stopped_early", False)))
+            self.calibrate_panel.show_outcome(outcome, project.result)
+        self.statusBar().showMessage(f"opened project {path}", 8000)
+        return True
 
     # -- window state ---------------------------------------------------------------------------------
     def _restore(self) -> None:

@@ -367,3 +367,35 @@ def test_settings_restore_folders(qtbot, make_window, tmp_path, settings_path):
     window = make_window()
     assert window.results_panel.last_folder == str(tmp_path)
     assert window.true_panel.last_folder != str(tmp_path / "missing")   # folders that are gone are ignored
+
+
+# -- projects ------------------------------------------------------------------------------------------
+def test_save_and_reopen_a_project(qtbot, calibrated, make_window, tmp_path):
+    window = calibrated
+    path = tmp_path / "run.magan"
+    assert window.save_project(str(path))
+    other = make_window()
+    other.true_panel.select_simulator("circles")          # a different state that the project replaces
+    assert other.open_project(str(path))
+    s, old = other.session, window.session
+    assert s.simulator_spec == "lines" and s.true.sha256 == old.true.sha256
+    np.testing.assert_array_equal(s.outcome.samples, old.outcome.samples)
+    assert s.result == json.loads(json.dumps(old.result))
+    assert s.emulator is not None and other.results_panel.export_button.isEnabled()
+    panel = other.calibrate_panel
+    np.testing.assert_array_equal(panel.losses.steps, window.calibrate_panel.losses.steps)
+    assert float(panel.table.item(0, 0).text()) == pytest.approx(old.result["parameters"][0]["mean"], rel=1e-3)
+    assert panel.iterations.value() == TINY
+    assert "best mean" in other.results_panel.summary.toPlainText()
+    # the reopened calibration can be run further
+    calibrate(qtbot, other, lambda w: qtbot.waitUntil(lambda: not w.busy, timeout=60000))
+
+
+def test_a_bad_project_is_refused_and_nothing_is_lost(qtbot, window, tmp_path):
+    path = tmp_path / "broken.magan"
+    path.write_bytes(b"not a project")
+    before = window.session.true
+    assert not window.open_project(str(path))
+    assert window.session.true is before
+    assert "broken.magan" in window.last_error
+    close_message_boxes(window)

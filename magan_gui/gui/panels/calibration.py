@@ -179,6 +179,10 @@ class CalibrationPanel(RunPanel):
         state = "stopped early" if outcome.stopped_early else "done"
         self.status.setText(f"{state}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
                             f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")
+        self.show_outcome(outcome, result)
+
+    def show_outcome(self, outcome, result) -> None:
+        """Draw a finished calibration's samples and table and hand it to the session."""
         for i, h in enumerate(self.histograms):
             h.set_samples(outcome.samples[:, i])
         for i, row in enumerate(result["parameters"]):

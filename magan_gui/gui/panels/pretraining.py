@@ -133,6 +133,11 @@ class PretrainingPanel(RunPanel):
             text += f" · held-out MSE {snap.metrics['fidelity_mse']:.5f}"
         return text
 
+    def restore_history(self, history: dict) -> None:
+        super().restore_history(history)
+        points = [(step, m["fidelity_mse"]) for step, m in history.get("metrics", []) if "fidelity_mse" in m]
+        self.fidelity_curve.setData([p[0] for p in points], [p[1] for p in points])
+
     def on_finished(self, emulator: TrainedEmulator) -> None:
         meta = emulator.meta
         self.status.setText(f"done: {meta['iteration']} iterations in {meta['wall_time']:.0f} s, held-out pixel "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -182,6 +183,26 @@ class RunPanel(QWidget):
         """Status text: iteration, speed, time left."""
         return (f"iteration {snap.iteration} of {snap.iterations} · {snap.rate:.1f} it/s · "
                 f"elapsed {format_seconds(snap.elapsed)} · left {format_seconds(snap.eta)}")
+
+    # -- project files --------------------------------------------------------------------------------
+    def history(self) -> dict:
+        """Every logged loss and each snapshot's metrics, as plain lists (for a project file)."""
+        return {"steps": self.losses.steps.tolist(),
+                "losses": {k: v.tolist() for k, v in self.losses.values.items()},
+                "metrics": [[s.iteration, s.metrics] for s in self.snapshots]}
+
+    def restore_history(self, history: dict) -> None:
+        """Redraw the loss curves of a saved run (its image snapshots are not kept in projects)."""
+        self.snapshots = []
+        self.scrubber.reset()
+        self.losses.clear_data()
+        steps = np.asarray(history.get("steps", []), np.int64)
+        losses = {k: np.asarray(v, np.float32) for k, v in history.get("losses", {}).items()}
+        self.losses.append(steps, losses)
+        if len(steps):
+            self.progress.setMaximum(max(self.progress.maximum(), int(steps[-1])))
+            self.progress.setValue(int(steps[-1]))
+            self.status.setText(f"reopened from a project: {int(steps[-1])} iterations logged")
 
     # -- for subclasses -------------------------------------------------------------------------------
     def make_job(self):

@@ -1,0 +1,78 @@
+"""Project files: a whole calibration saved in one file, reopened without running code from it.
+
+A project holds the simulator's name, the true images themselves (so a colleague needs no data
+path), the trained emulator, the settings, the loss histories and the result with its samples.
+It is written atomically and read with ``torch.load(weights_only=True)`` like every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .data import TrueImages
+from .emulator import TrainedEmulator
+
+PROJECT_FORMAT = "magan-project/1"
+
+
+@dataclass
+class Project:
+    """Everything needed to look at a calibration again or run it further.
+
+    ``histories`` maps a stage ("pretrain", "calibrate") to ``{"steps": [...], "losses": {name: [...]},
+    "metrics": [[step, {name: value}], ...]}``; ``settings`` maps a stage to its config as a dict.
+    """
+
+    simulator_spec: str
+    true: TrueImages | None = None
+    emulator: TrainedEmulator | None = None
+    result: dict[str, Any] | None = None
+    samples: np.ndarray | None = None
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    histories: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        """Write the project atomically."""
+        meta = {"format": PROJECT_FORMAT, "simulator_spec": self.simulator_spec, "settings": self.settings,
+                "result": self.result, "histories": self.histories}
+        payload: dict[str, Any] = {"kind": "project"}
+        if self.true is not None:
+            meta["true"] = {"source": self.true.source, "sha256": self.true.sha256,
+                            "param_names": self.true.param_names}
+            payload["true_images"] = torch.from_numpy(np.ascontiguousarray(self.true.images, np.float32))
+            if self.true.params is not None:
+                payload["true_params"] = torch.from_numpy(np.ascontiguousarray(self.true.params, np.float32))
+        if self.emulator is not None:
+            payload["emulator"] = self.emulator.payload()
+        if self.samples is not None:
+            payload["samples"] = torch.from_numpy(np.ascontiguousarray(self.samples, np.float32))
+        payload["meta"] = json.dumps(meta)
+        save_checkpoint(path, payload)
+
+    @staticmethod
+    def load(path: str | Path) -> Project:
+        """Read a project file (never executes code from it)."""
+        payload = load_checkpoint(path, "project")
+        try:
+            meta = json.loads(payload["meta"])
+            if meta.get("format") != PROJECT_FORMAT:
+                raise CheckpointError(f"{path}: unknown project format {meta.get('format')!r}")
+            true = None
+            if "true_images" in payload:
+                params = payload["true_params"].numpy() if "true_params" in payload else None
+                info = meta["true"]
+                true = TrueImages(payload["true_images"].numpy(), params, info.get("param_names"),
+                                  info.get("source", ""), info.get("sha256", ""))
+            emulator = TrainedEmulator.from_payload(payload["emulator"]) if "emulator" in payload else None
+            samples = payload["samples"].numpy() if "samples" in payload else None
+            return Project(meta["simulator_spec"], true, emulator, meta.get("result"), samples,
+                           meta.get("settings", {}), meta.get("histories", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: incomplete project file ({exc})") from exc
