@@ -238,6 +238,7 @@ class Pretrainer:
             self.wall_time = wall0 + log.elapsed
             if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
                 latest["fidelity_mse"] = self.fidelity()
+                latest["fidelity_iteration"] = self.iteration
                 self.history["fidelity_step"].append(self.iteration)
                 self.history["fidelity_mse"].append(latest["fidelity_mse"])
                 self.history["fidelity_time"].append(self.wall_time)
@@ -249,6 +250,7 @@ class Pretrainer:
                 last_ckpt = time.perf_counter()
         if not self.history["fidelity_step"] or self.history["fidelity_step"][-1] != self.iteration:
             latest["fidelity_mse"] = self.fidelity()
+            latest["fidelity_iteration"] = self.iteration
             self.history["fidelity_step"].append(self.iteration)
             self.history["fidelity_mse"].append(latest["fidelity_mse"])
             self.history["fidelity_time"].append(self.wall_time)

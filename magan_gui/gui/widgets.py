@@ -223,7 +223,7 @@ class ParameterHistogram(pg.PlotWidget):
         self.hideButtons()
         self.getAxis("left").setStyle(showValues=False)
         self.low, self.high = low, high
-        self.edges = np.linspace(low, high, 121)
+        self.edges = np.linspace(low, high, 81)
         self.true_curve = self.plot([], [], stepMode="center", fillLevel=0,
                                     brush=pg.mkBrush(150, 150, 150, 90), pen=pg.mkPen("#777", width=1))
         self.gen_curve = self.plot([], [], stepMode="center", pen=pg.mkPen(PALETTE[0], width=2))

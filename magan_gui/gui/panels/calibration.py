@@ -114,7 +114,9 @@ class CalibrationPanel(RunPanel):
                 self._set_cell(i, 6, p.default)
 
     def _set_cell(self, row: int, col: int, value: float | None) -> None:
-        text = "—" if value is None or not np.isfinite(value) else f"{value:.4g}"
+        # bias and std ratio are read to two decimals; values keep four significant digits
+        spec = ".2f" if col in (4, 5) else ".4g"
+        text = "—" if value is None or not np.isfinite(value) else format(value, spec)
         self.table.setItem(row, col, QTableWidgetItem(text))
 
     def config(self) -> CalibrationConfig:

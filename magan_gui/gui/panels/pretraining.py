@@ -56,6 +56,7 @@ class PretrainingPanel(RunPanel):
         self.controls.addStretch(1)
 
         self.grid = ImageGrid("emulator over training vs simulator")
+        self.losses.setLogMode(y=True)  # a pixel MSE spans decades
         self.difference = QCheckBox("show |emulator − simulator|")
         self.difference.setChecked(True)
         self.difference.setToolTip("Add a column with the absolute pixel difference of the latest emulator")
@@ -123,9 +124,14 @@ class PretrainingPanel(RunPanel):
             caption += "; |difference|"
         rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
         self.grid.set_rows(rows, caption)
-        steps = [s.iteration for s in self.snapshots[:index + 1] if "fidelity_mse" in s.metrics]
-        values = [s.metrics["fidelity_mse"] for s in self.snapshots[:index + 1] if "fidelity_mse" in s.metrics]
-        self.fidelity_curve.setData(steps, values)
+        self._draw_fidelity([[s.iteration, s.metrics] for s in self.snapshots[:index + 1]])
+
+    def _draw_fidelity(self, metrics: list) -> None:
+        """One point per evaluation (snapshots repeat the latest one until the next)."""
+        points = {int(m.get("fidelity_iteration", step)): m["fidelity_mse"] for step, m in metrics
+                  if "fidelity_mse" in m}
+        steps = sorted(points)
+        self.fidelity_curve.setData(steps, [points[k] for k in steps])
 
     def describe(self, snap) -> str:
         text = super().describe(snap)
@@ -135,8 +141,7 @@ class PretrainingPanel(RunPanel):
 
     def restore_history(self, history: dict) -> None:
         super().restore_history(history)
-        points = [(step, m["fidelity_mse"]) for step, m in history.get("metrics", []) if "fidelity_mse" in m]
-        self.fidelity_curve.setData([p[0] for p in points], [p[1] for p in points])
+        self._draw_fidelity(history.get("metrics", []))
 
     def on_finished(self, emulator: TrainedEmulator) -> None:
         meta = emulator.meta

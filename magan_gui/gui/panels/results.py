@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -21,6 +22,28 @@ from PySide6.QtWidgets import (
 from ...core.checkpoints import save_checkpoint
 from ...core.results import ResultExistsError, format_summary, write_result
 from ..session import Session
+
+
+def provenance_text(result: dict) -> str:
+    """The result's provenance, a line per fact."""
+    true, emulator, cal = result["true_data"], result["emulator"], result["calibration"]
+    fidelity = emulator.get("fidelity_mse")
+    lines = [
+        f"true images: {true['n_images']} of {true['image_shape'][0]}x{true['image_shape'][1]} px, "
+        f"{'closure test' if true['true_parameters_known'] else 'true parameters unknown'}",
+        f"  source: {true['source']}",
+        f"  SHA-256: {true['sha256']}",
+        f"emulator: {emulator.get('path') or '(trained in this session)'}, mode {emulator.get('mode')}, "
+        f"{emulator.get('iterations')} iterations, held-out MSE {fidelity:.5f}" if fidelity is not None else
+        "emulator: (unknown)",
+        f"calibration: {cal['iterations']} iterations"
+        f"{' (stopped early)' if cal.get('stopped_early') else ''}, discriminator on "
+        f"{cal['config'].get('discriminator_on')}, batch {cal['config'].get('batch_size')}",
+        f"seed {result['seed']}, device {result['device']}, {result['wall_time_s']:.0f} s",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
+        f"created {result['created']}",
+    ]
+    return "\n".join(lines)
 
 
 class ResultsPanel(QWidget):
@@ -55,10 +78,17 @@ class ResultsPanel(QWidget):
         buttons.addStretch(1)
         self.saved = QLabel("")
         self.saved.setWordWrap(True)
+        self.provenance = QPlainTextEdit()
+        self.provenance.setReadOnly(True)
+        self.provenance.setToolTip("Where the result came from: what the result file records for reproducing it")
+        lower = QGridLayout()
+        lower.addWidget(QLabel("correlations of the best-match parameters"), 0, 0)
+        lower.addWidget(QLabel("provenance"), 0, 1)
+        lower.addWidget(self.correlation, 1, 0)
+        lower.addWidget(self.provenance, 1, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.summary, 3)
-        layout.addWidget(QLabel("correlations of the best-match parameters"))
-        layout.addWidget(self.correlation, 2)
+        layout.addWidget(self.summary, 2)
+        layout.addLayout(lower, 3)
         layout.addLayout(buttons)
         layout.addWidget(self.saved)
 
@@ -77,6 +107,7 @@ class ResultsPanel(QWidget):
         """Show the one-screen summary of a result (or clear it)."""
         self.summary.setPlainText("" if result is None else format_summary(result))
         self._show_correlation(result)
+        self.provenance.setPlainText("" if result is None else provenance_text(result))
         self._enable()
 
     def _show_correlation(self, result) -> None:

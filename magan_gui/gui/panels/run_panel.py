@@ -45,6 +45,7 @@ class RunPanel(QWidget):
     error = Signal(str)
 
     stage = ""
+    snapshot_seconds = 0.5   # the engine reports at most twice a second: drawing leaves the training its cores
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
@@ -114,9 +115,9 @@ class RunPanel(QWidget):
         self.seed.setValue(config.seed)
 
     def read_config(self, config):
-        """``config`` with the boxes' iterations, batch size and seed, snapshots four times a second."""
+        """``config`` with the boxes' iterations, batch size and seed, and the panel's snapshot rate."""
         config.iterations, config.batch_size = self.iterations.value(), self.batch.value()
-        config.seed, config.snapshot_seconds = self.seed.value(), 0.25
+        config.seed, config.snapshot_seconds = self.seed.value(), self.snapshot_seconds
         return config
 
     def request_start(self) -> None:
