@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "resources" / "presets"
 T = TypeVar("T")

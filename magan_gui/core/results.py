@@ -117,7 +117,7 @@ def build_result(simulator: Any, spec: str, outcome: CalibrationOutcome, true: T
                         "config": config, "history": outcome.history},
         "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
         "versions": software_versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
