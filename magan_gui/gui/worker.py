@@ -105,7 +105,10 @@ def start_worker(job: Job, parent: QObject, threads: int | None = None) -> tuple
     # thread is blocked in QThread.wait() (closing the window during a run); queued, it would deadlock there
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(worker.deleteLater)
+    # The worker is not deleteLater()-ed in its own thread: destroying a Python-owned QObject there
+    # takes Qt's connection mutex and then waits for the GIL, while the GUI thread may hold the GIL
+    # and wait for that mutex (seen as a hang).  The owner drops its reference once the thread has
+    # finished, so the worker is destroyed in the GUI thread.
     thread.finished.connect(thread.deleteLater)
     thread.start()
     return worker, thread
