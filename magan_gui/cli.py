@@ -258,28 +258,143 @@ def cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_speed(args: argparse.Namespace) -> int:
-    from .core.benchmarks import paper_images_per_second, simulator_throughput
+def _bench_machine(device: torch.device) -> dict[str, str]:
+    import os
+    import platform
 
-    simulator = load_simulator(args.simulator)
+    info = {"date": time.strftime("%Y-%m-%d"), "device": str(device),
+            "cpu": platform.processor() or platform.machine(), "cpu_cores": str(os.cpu_count()),
+            "torch_threads": str(torch.get_num_threads()), "torch": torch.__version__,
+            "python": platform.python_version(), "command": " ".join(["magan", *sys.argv[1:]])}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _bench_writer(args: argparse.Namespace, name: str):
+    """Paths of a benchmark's JSON and Markdown, refused if they exist (unless --force)."""
+    folder = Path(args.out)
+    paths = folder / f"{name}.json", folder / f"{name}.md"
+    for p in paths:
+        _refuse_existing(p, args.force)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(document: dict, markdown: str) -> None:
+        import json
+
+        paths[0].write_text(json.dumps(document, indent=1, default=float) + "\n", encoding="utf-8")
+        machine = document["machine"]
+        where = machine.get("gpu", f"{machine['cpu']}, {machine['cpu_cores']} cores, {machine['torch_threads']} "
+                                   "torch threads")
+        paths[1].write_text(f"Measured {machine['date']} on {where} ({machine['device']}), torch "
+                            f"{machine['torch']}: `{machine['command']}`\n\n{markdown}", encoding="utf-8")
+        print(f"wrote {paths[0]} and {paths[1]}")
+    return write
+
+
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from .core.benchmarks import PAPER_TABLE_III, simulator_throughput
+    from .core.networks import Emulator, NetworkSizes
+    from .core.simulators import uses_common_noise
+
     device = resolve_device(args.device)
-    emulator = TrainedEmulator.load(args.emulator) if args.emulator else None
-    print(f"image throughput, {simulator.name}, device {device} (torch threads {torch.get_num_threads()})")
-    print(f"{'source':<48}{'images':>9}{'seconds':>10}{'images/s':>12}")
-    rows = []
-    for n in args.images:
-        for r in simulator_throughput(simulator, n, device, emulator=emulator, reference_images=args.reference):
-            if any(row.source == r.source and row.n_images == r.n_images for row in rows):
-                continue
-            rows.append(r)
-            print(f"{r.source:<48}{r.n_images:>9}{r.seconds:>10.3f}{r.images_per_second:>12.0f}", flush=True)
-    fast = max(r.images_per_second for r in rows if "vectorised" in r.source)
-    for r in rows:
-        if "loop" in r.source:
-            print(f"vectorised simulator / {r.source}: {fast / r.images_per_second:,.0f}x")
-    paper = paper_images_per_second(simulator.name, "simulator")
-    if paper:
-        print(f"vectorised simulator / the paper's simulator (10K in {10000 / paper:.3f} s): {fast / paper:,.0f}x")
+    write = _bench_writer(args, "speed")
+    document: dict = {"machine": _bench_machine(device), "simulators": {}}
+    lines = []
+    for spec in args.simulator.split(","):
+        simulator = load_simulator(spec)
+        if args.emulator:
+            emulator, trained = TrainedEmulator.load(args.emulator), True
+        else:  # weights do not change the speed: an untrained emulator of the same architecture is timed
+            net = Emulator(len(simulator.parameters), simulator.image_shape,
+                           NetworkSizes.for_image(simulator.image_shape), noise_image=uses_common_noise(simulator))
+            emulator, trained = TrainedEmulator(net, simulator.parameters, {"simulator": simulator.name}), False
+        print(f"image throughput, {simulator.name}, device {device} (torch threads {torch.get_num_threads()})")
+        print(f"{'source':<56}{'images':>9}{'seconds':>10}{'images/s':>12}")
+        rows = []
+        for n in args.images:
+            for r in simulator_throughput(simulator, n, device, emulator=emulator, reference_images=args.reference,
+                                          emulator_batch=args.emulator_batch):
+                if any(row.source == r.source and row.n_images == r.n_images for row in rows):
+                    continue
+                rows.append(r)
+                print(f"{r.source:<56}{r.n_images:>9}{r.seconds:>10.3f}{r.images_per_second:>12.0f}", flush=True)
+        paper = PAPER_TABLE_III.get(simulator.name, {})
+        table = []
+        for r in rows:
+            kind = ("simulator" if "vectorised" in r.source else "loop" if "loop" in r.source else
+                    "emulator_gpu" if device.type == "cuda" else "emulator_cpu")
+            paper_row = paper.get("simulator" if kind == "loop" else kind)
+            paper_s = None
+            if paper_row and r.n_images in (10000, 100000, 1000000):
+                paper_s = paper_row[(10000, 100000, 1000000).index(r.n_images)]
+            elif paper_row and kind == "loop":
+                paper_s = round(paper_row[0] * r.n_images / 10000, 4)
+            table.append({"source": r.source, "images": r.n_images, "seconds": round(r.seconds, 4),
+                          "images_per_second": round(r.images_per_second), "paper_seconds": paper_s,
+                          "speedup_over_paper": round(paper_s / r.seconds, 2) if paper_s else None,
+                          "max_pixel_error_vs_float32": r.max_error})
+        document["simulators"][simulator.name] = {"trained_emulator": trained, "rows": table}
+        lines += [f"**{simulator.name}**" + ("" if trained else " (emulator timed with untrained weights of the "
+                                                                   "trained architecture: same cost)") + "\n",
+                  "| source | images | seconds | images/s | paper seconds | × paper | max pixel error vs fp32 |",
+                  "|---|---|---|---|---|---|---|"]
+        for t in table:
+            err = "" if t["max_pixel_error_vs_float32"] is None else f"{t['max_pixel_error_vs_float32']:.1e}"
+            lines.append(f"| {t['source']} | {t['images']:,} | {t['seconds']:.3f} | {t['images_per_second']:,} | "
+                         f"{t['paper_seconds'] if t['paper_seconds'] is not None else '–'} | "
+                         f"{t['speedup_over_paper'] if t['speedup_over_paper'] is not None else '–'} | {err} |")
+        lines.append("")
+    write(document, "\n".join(lines))
+    return 0
+
+
+def cmd_bench_accuracy(args: argparse.Namespace) -> int:
+    from .core.reproduce import accuracy_markdown, closure_test, summarise_accuracy, write_figures
+
+    device = resolve_device(args.device)
+    write = _bench_writer(args, "accuracy")
+    summaries, runs_json = [], []
+    for name in args.simulators:
+        print(f"accuracy: {name}, {args.seeds} seeds, profile {args.profile}, device {device}")
+        runs = []
+        for k in range(args.seeds):
+            run = closure_test(name, args.seed + k, args.profile, device, figures=args.figures and k == 0)
+            if args.figures and k == 0:
+                for path in write_figures(run, args.out, ""):
+                    print(f"  figure {path}")
+            runs.append(run)
+            runs_json.append(run.summary())
+        summaries.append(summarise_accuracy(runs))
+    write({"machine": _bench_machine(device), "profile": args.profile, "summaries": summaries, "runs": runs_json},
+          accuracy_markdown(summaries))
+    return 0 if all(s["meets_targets"] for s in summaries) or not args.check else 1
+
+
+def cmd_bench_efficiency(args: argparse.Namespace) -> int:
+    from .core.reproduce import efficiency, efficiency_markdown
+
+    device = resolve_device(args.device)
+    write = _bench_writer(args, "efficiency")
+    results = []
+    for name in args.simulators:
+        print(f"efficiency: {name}, profile {args.profile}, device {device}")
+        results.append(efficiency(name, args.profile, device, seed=args.seed, max_iterations=args.max_iterations))
+    write({"machine": _bench_machine(device), "profile": args.profile, "results": results},
+          efficiency_markdown(results))
+    return 0
+
+
+def cmd_bench_figures(args: argparse.Namespace) -> int:
+    from .core.reproduce import closure_test, write_figures
+
+    device = resolve_device(args.device)
+    folder = Path(args.out)
+    for name in args.simulators:
+        print(f"figures: {name}, profile {args.profile}, device {device}")
+        run = closure_test(name, args.seed, args.profile, device, figures=True)
+        for path in write_figures(run, folder, ""):
+            print(f"wrote {path}")
     return 0
 
 
@@ -348,17 +463,43 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_example)
 
-    p = sub.add_parser("bench", help="benchmarks (speed: simulator and emulator image throughput)")
+    p = sub.add_parser("bench", help="benchmarks against the paper: accuracy, speed, efficiency, figures")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    b = bench.add_parser("speed", help="images per second: vectorised simulator, emulator, per-image loop")
-    b.add_argument("--simulator", default="circles")
-    b.add_argument("--emulator", help="also time this trained emulator")
+
+    def bench_common(b: argparse.ArgumentParser, name: str, profile: bool = True) -> None:
+        b.add_argument("--out", default="bench", help="folder for NAME.json and NAME.md (default bench/)")
+        b.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+        b.add_argument("--force", action="store_true", help="overwrite earlier results in --out")
+        if profile:
+            b.add_argument("--profile", default="quick",
+                           help="quick (minutes on a CPU, default), full (batch 256, long runs: a GPU) or a .toml")
+            b.add_argument("--simulators", type=lambda t: [v.strip() for v in t.split(",") if v.strip()],
+                           default=["lines", "circles"], help="case studies, comma-separated (default lines,circles)")
+            b.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+        b.set_defaults(func=globals()[f"cmd_bench_{name}"])
+
+    b = bench.add_parser("accuracy", help="closure tests of both case studies over several seeds (Tables I, II)")
+    b.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (default 5)")
+    b.add_argument("--figures", action="store_true", help="also write Fig. 4-7 style grids from the first seed")
+    b.add_argument("--check", action="store_true", help="exit 1 if a parameter misses the accuracy targets")
+    bench_common(b, "accuracy")
+    b = bench.add_parser("speed", help="images per second of simulator and emulator (Table III)")
+    b.add_argument("--simulator", default="lines,circles", help="simulators, comma-separated (default lines,circles)")
+    b.add_argument("--emulator", help="time this trained emulator (default: an untrained one, same architecture)")
     b.add_argument("--images", type=lambda t: [int(v) for v in _floats(t)], default=[10000, 100000],
-                   help="comma-separated image counts (default 10000,100000)")
+                   help="comma-separated image counts (default 10000,100000; the paper: 10000,100000,1000000)")
     b.add_argument("--reference", type=int, default=1000,
                    help="images drawn by the one-at-a-time loops (default 1000)")
-    b.add_argument("--device", default="auto")
-    b.set_defaults(func=cmd_bench_speed)
+    b.add_argument("--emulator-batch", type=_positive_int,
+                   help="emulator batch size (default 10000 on a GPU, 2048 on the CPU)")
+    bench_common(b, "speed", profile=False)
+    b = bench.add_parser("efficiency", help="fidelity against pretraining time (Siamese vs pixel), "
+                                            "calibration quality against iterations")
+    b.add_argument("--max-iterations", type=_positive_int,
+                   help="pretraining budget per mode (default: twice the profile's iterations)")
+    bench_common(b, "efficiency")
+    b = bench.add_parser("figures", help="the paper's Fig. 4-7 grids as PNG from one closure test per case study")
+    bench_common(b, "figures")
     return parser
 
 

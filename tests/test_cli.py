@@ -320,3 +320,49 @@ def test_module_help_exits_zero():
     assert proc.returncode == 0, proc.stderr
     for command in ("simulate", "pretrain", "calibrate", "emulate", "example"):
         assert command in proc.stdout
+
+
+# -- magan bench --------------------------------------------------------------------------------------
+def test_bench_speed_writes_json_and_markdown_and_refuses_to_overwrite(tmp_path):
+    code, out, _ = _run("bench", "speed", "--simulator", "circles", "--images", "400", "--reference", "20",
+                        "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, out
+    doc = json.loads((tmp_path / "speed.json").read_text())
+    rows = doc["simulators"]["circles"]["rows"]
+    assert [r["source"].split(" (")[0] for r in rows] == ["circles simulator", "emulator",
+                                                          "circles per-image NumPy loop",
+                                                          "circles per-pixel Python loop"]
+    assert all(r["images_per_second"] > 0 for r in rows)
+    assert doc["simulators"]["circles"]["trained_emulator"] is False
+    assert doc["machine"]["device"] == "cpu"
+    assert "| circles simulator (vectorised, cpu) | 400 |" in (tmp_path / "speed.md").read_text()
+    code, _, err = _run("bench", "speed", "--simulator", "circles", "--images", "400", "--device", "cpu",
+                        "--out", str(tmp_path))
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "bench")
+
+
+def test_bench_accuracy_and_efficiency_run_a_profile_end_to_end(tmp_path, workdir):
+    profile = str(workdir / "tiny.toml")
+    code, out, _ = _run("bench", "accuracy", "--profile", profile, "--simulators", "lines", "--seeds", "2",
+                        "--figures", "--check", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 1, out  # --check: a 30-iteration run cannot meet the accuracy targets
+    doc = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [r["seed"] for r in doc["runs"]] == [0, 1]
+    assert doc["summaries"][0]["simulator"] == "lines" and not doc["summaries"][0]["meets_targets"]
+    assert (tmp_path / "fig4_lines_pretraining.png").is_file() and (tmp_path / "fig5_lines_calibration.png").is_file()
+    assert "paper μ / σ" in (tmp_path / "accuracy.md").read_text()
+
+    code, out, _ = _run("bench", "efficiency", "--profile", profile, "--simulators", "lines", "--max-iterations",
+                        "20", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, out
+    result = json.loads((tmp_path / "efficiency.json").read_text())["results"][0]
+    assert set(result["pretraining"]) == {"siamese", "pixel"}
+    siamese = result["pretraining"]["siamese"]
+    assert siamese["mode"] == "siamese" and siamese["iterations_run"] == 20 and siamese["steps"][-1] == 20
+    assert siamese["iterations_to_target"] is None  # 20 iterations cannot reach MSE 0.001
+    assert "not reached" in (tmp_path / "efficiency.md").read_text()
+
+
+def test_bench_unknown_profile_is_one_line(tmp_path):
+    code, _, err = _run("bench", "figures", "--profile", "nonsense", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2 and "unknown preset" in _assert_one_error_line(err, "bench")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,8 @@ class Calibrator:
         frac = min(1.0, (progress - cfg.lr_decay_start) / (1.0 - cfg.lr_decay_start))
         return 1.0 - frac * (1.0 - cfg.lr_final_factor)
 
-    def step(self) -> dict[str, float]:
-        """One discriminator step and one generator step; returns their losses."""
+    def step(self) -> dict[str, torch.Tensor]:
+        """One discriminator step and one generator step; returns their losses as detached 0-d tensors."""
         cfg, n = self.config, self.config.batch_size
         factor = self._lr_factor()
         for opt, lr in ((self.opt_g, cfg.lr_generator), (self.opt_d, cfg.lr_discriminator)):
@@ -249,7 +250,7 @@ class Calibrator:
             for avg, cur in zip(self.generator_avg.parameters(), self.generator.parameters()):
                 avg.lerp_(cur, 1.0 - cfg.ema)
         self.iteration += 1
-        return {"discriminator": d_loss.item(), "generator": g_loss.item()}
+        return {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
 
     def _evaluate(self) -> float:
         distance = self.image_distance()
@@ -284,10 +285,13 @@ class Calibrator:
         return {"metrics": metrics, "images": self.grid(), "params": {"samples": samples}}
 
     def run(self, observer: Observer | None = None, control: RunControl | None = None,
-            checkpoint_path: str | Path | None = None) -> CalibrationOutcome:
-        """Train until ``config.iterations`` (or a stop) and return the best-match samples."""
+            checkpoint_path: str | Path | None = None, snapshot_at: Collection[int] = ()) -> CalibrationOutcome:
+        """Train until ``config.iterations`` (or a stop) and return the best-match samples.
+
+        ``snapshot_at`` adds snapshots at those iterations (the fixed columns of a Fig. 5-style grid).
+        """
         cfg = self.config
-        log = ProgressLog("calibrate", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer)
+        log = ProgressLog("calibrate", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
         wall0, last_ckpt = self.wall_time, time.perf_counter()
         latest: dict[str, float] = {}
         stopped = False

@@ -96,11 +96,17 @@ class Emulator(nn.Module):
         extra = 1 if noise_image else 0
         # 1x1 convolutions: full-resolution work stays cheap, and noise mixes in per pixel
         self.head = nn.Sequential(nn.Conv2d(channels + 2 + extra, channels, 1), nn.LeakyReLU(0.2),
-                                  nn.Conv2d(channels, 1, 1), nn.Tanh())
+                                  nn.Conv2d(channels, 1, 1))
         self.base_channels = c
 
     def forward(self, params: torch.Tensor, noise: torch.Tensor | None = None,
                 latent: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, 1, H, W) in [-1, 1]."""
+        return torch.tanh(self.logits(params, noise, latent))
+
+    def logits(self, params: torch.Tensor, noise: torch.Tensor | None = None,
+               latent: torch.Tensor | None = None) -> torch.Tensor:
+        """The images before the final tanh (training keeps these in tanh's responsive range)."""
         n = params.shape[0]
         x = params if latent is None else torch.cat([params, latent], dim=1)
         x = self.fc(x).view(n, self.base_channels, *self.coarse)

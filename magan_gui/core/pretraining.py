@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .simulators import check_simulator_output, run_simulator, uses_common_noise
 
 PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
 LATENT_DIM_BLACK_BOX = 8
+SATURATION_LIMIT = 3.0  # |pre-tanh output| beyond this is penalised (tanh(3) = 0.995)
 
 
 @dataclass
@@ -166,19 +168,24 @@ class Pretrainer:
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
-        if self.mode == "siamese":
-            return 1.0
-        progress = min(1.0, self.iteration / max(1, self.config.iterations))
-        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+        """A linear warm-up over the first 5% (at most 200 iterations), then, in the pixel modes, a cosine fall.
 
-    def step(self) -> dict[str, float]:
-        """One iteration; returns its losses as floats."""
+        Without the warm-up, Adam's first full-size steps can throw the output layer into saturation.
+        """
+        warmup = min(1.0, (self.iteration + 1) / max(1, min(200, self.config.iterations // 20)))
+        if self.mode == "siamese":
+            return warmup
+        progress = min(1.0, self.iteration / max(1, self.config.iterations))
+        return warmup * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def step(self) -> dict[str, torch.Tensor]:
+        """One iteration; returns its losses as detached 0-d tensors (no host round-trip)."""
         cfg = self.config
         for group in self.opt_e.param_groups:
             group["lr"] = cfg.lr_emulator * self._lr_factor()
         r, noise, latent = self._draw(cfg.batch_size, self.gen)
         simulated = self._simulate(r, noise, check=self.iteration == 0)
-        losses: dict[str, float] = {}
+        losses: dict[str, torch.Tensor] = {}
         if self.siamese is not None:
             # Siamese step: (T, T') is "same", (T, E) is "different"
             if self.common_noise or not getattr(self.simulator, "stochastic", False):
@@ -196,9 +203,12 @@ class Pretrainer:
             self.opt_s.zero_grad(set_to_none=True)
             s_loss.backward()
             self.opt_s.step()
-            losses["siamese"] = s_loss.item()
-        emulated = self.emulator(r, noise, latent)
-        e_loss = torch.zeros((), device=self.device)
+            losses["siamese"] = s_loss.detach()
+        logits = self.emulator.logits(r, noise, latent)
+        emulated = torch.tanh(logits)
+        # Keep the output in tanh's responsive range: an early overshoot to a saturated blank image
+        # (pre-activations near -15) otherwise leaves no gradient, and the run never recovers.
+        e_loss = F.relu(logits.abs() - SATURATION_LIMIT).pow(2).mean()
         if self.siamese is not None:
             for p in self.siamese.parameters():
                 p.requires_grad_(False)
@@ -206,11 +216,11 @@ class Pretrainer:
                                                      torch.ones(r.shape[0], device=self.device))
             for p in self.siamese.parameters():
                 p.requires_grad_(True)
-            losses["emulator_adv"] = adv.item()
+            losses["emulator_adv"] = adv.detach()
             e_loss = e_loss + adv
         if self.mode in ("pixel", "siamese+pixel"):
             pixel = F.mse_loss(emulated, simulated)
-            losses["pixel_mse"] = pixel.item()
+            losses["pixel_mse"] = pixel.detach()
             e_loss = e_loss + (cfg.pixel_weight if self.mode == "siamese+pixel" else 1.0) * pixel
         self.opt_e.zero_grad(set_to_none=True)
         e_loss.backward()
@@ -219,14 +229,15 @@ class Pretrainer:
         return losses
 
     def run(self, observer: Observer | None = None, control: RunControl | None = None,
-            checkpoint_path: str | Path | None = None) -> TrainedEmulator:
+            checkpoint_path: str | Path | None = None, snapshot_at: Collection[int] = ()) -> TrainedEmulator:
         """Train until ``config.iterations`` (or a stop); report snapshots; return the emulator.
 
-        With ``checkpoint_path`` the emulator file is rewritten atomically every
+        ``snapshot_at`` adds snapshots at those iterations (the fixed columns of a Fig. 4-style
+        grid).  With ``checkpoint_path`` the emulator file is rewritten atomically every
         ``checkpoint_seconds`` and at the end, so an interrupted run can resume from it.
         """
         cfg = self.config
-        log = ProgressLog("pretrain", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer)
+        log = ProgressLog("pretrain", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
         wall0, last_ckpt = self.wall_time, time.perf_counter()
         latest: dict[str, float] = {}
         self.emulator.train()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import torch
 
 
 class RunControl:
@@ -99,29 +100,39 @@ Observer = Callable[[Snapshot], None]
 
 
 class ProgressLog:
-    """Collects per-iteration losses and decides when a snapshot is due (at most every ``interval`` s)."""
+    """Collects per-iteration losses and decides when a snapshot is due.
+
+    A snapshot is due at most every ``interval`` seconds, at the end, and at each iteration of
+    ``snapshot_at`` (fixed columns, like the paper's figures).  Losses may be 0-d tensors: they are
+    kept on their device and copied to the host once per snapshot, so a GPU loop never waits on
+    a per-iteration host round-trip.  Without an observer nothing is recorded.
+    """
 
     def __init__(self, stage: str, iterations: int, interval: float, start_iteration: int = 0,
-                 observer: Optional[Observer] = None):
+                 observer: Optional[Observer] = None, snapshot_at: Collection[int] = ()):
         self.stage, self.iterations, self.interval = stage, iterations, interval
         self.observer = observer
+        self.snapshot_at = frozenset(int(i) for i in snapshot_at)
         self.start_iteration = start_iteration
         self.t0 = time.perf_counter()
         self._last_emit = -1e9
         self._steps: list[int] = []
-        self._losses: dict[str, list[float]] = {}
+        self._losses: dict[str, list[float | torch.Tensor]] = {}
         self._rate_window: list[tuple[float, int]] = [(self.t0, start_iteration)]
 
-    def log(self, iteration: int, **losses: float) -> None:
-        """Record the losses of one iteration (plain floats, never tensors)."""
+    def log(self, iteration: int, **losses: float | torch.Tensor) -> None:
+        """Record the losses of one iteration (floats, or detached 0-d tensors left on their device)."""
+        if self.observer is None:
+            return
         self._steps.append(iteration)
         for key, value in losses.items():
-            self._losses.setdefault(key, []).append(float(value))
+            self._losses.setdefault(key, []).append(value)
 
     def due(self, iteration: int) -> bool:
-        """True when a snapshot should be sent now (rate bound) or the run is at its end."""
+        """True when a snapshot should be sent now: rate bound, a fixed column, or the end of the run."""
         return self.observer is not None and (
-            time.perf_counter() - self._last_emit >= self.interval or iteration >= self.iterations)
+            time.perf_counter() - self._last_emit >= self.interval or iteration >= self.iterations
+            or iteration in self.snapshot_at)
 
     @property
     def elapsed(self) -> float:
@@ -144,10 +155,17 @@ class ProgressLog:
             stage=self.stage, iteration=iteration, iterations=self.iterations, elapsed=self.elapsed,
             eta=left / rate if rate > 0 else float("nan"), rate=rate,
             loss_steps=np.asarray(self._steps, dtype=np.int64),
-            losses={k: np.asarray(v, dtype=np.float32) for k, v in self._losses.items()},
+            losses={k: _to_numpy(v) for k, v in self._losses.items()},
             final=final, **content)
         self._steps, self._losses = [], {}
         self._last_emit = time.perf_counter()
         if self.observer is not None:
             self.observer(snap)
         return snap
+
+
+def _to_numpy(values: list[float | torch.Tensor]) -> np.ndarray:
+    """Losses as float32, with one device-to-host copy for a list of tensors."""
+    if values and isinstance(values[0], torch.Tensor):
+        return torch.stack(values).float().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)

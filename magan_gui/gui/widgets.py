@@ -11,21 +11,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
+from ..core.images import mosaic
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-
-
-def mosaic(rows: list[list[np.ndarray]], gap: int = 1, fill: float = 0.25) -> np.ndarray:
-    """Tile equally sized (H, W) images, ``rows`` of columns, into one array with grey gaps."""
-    n_rows = len(rows)
-    n_cols = max((len(r) for r in rows), default=0)
-    if not n_rows or not n_cols:
-        return np.zeros((1, 1), np.float32)
-    h, w = np.asarray(rows[0][0]).shape
-    out = np.full((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap), fill, np.float32)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = image
-    return out
 
 
 class ImageGrid(pg.GraphicsLayoutWidget):

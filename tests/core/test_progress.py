@@ -115,13 +115,37 @@ def test_every_logged_loss_reaches_the_observer_exactly_once(interval, every):
             assert values.shape == s.loss_steps.shape and values.dtype == np.float32
 
 
-def test_emit_without_observer_returns_the_snapshot():
-    log = ProgressLog("pretrain", 4, interval=0.0, start_iteration=2)
+def test_emit_returns_the_snapshot_it_sends():
+    sent = []
+    log = ProgressLog("pretrain", 4, interval=0.0, start_iteration=2, observer=sent.append)
     log.log(3, loss=1.0)
     snap = log.emit(3, metrics={"fidelity_mse": 0.5})
     assert snap.stage == "pretrain" and snap.iteration == 3 and snap.iterations == 4
     assert snap.metrics == {"fidelity_mse": 0.5}
     assert list(snap.loss_steps) == [3]
-    assert snap.elapsed >= 0
+    assert snap.elapsed >= 0 and sent == [snap]
     # a second emit carries nothing already sent
     assert len(log.emit(4).loss_steps) == 0
+
+
+def test_tensor_losses_reach_the_snapshot_as_floats_and_fixed_columns_are_due():
+    import torch
+
+    snaps = []
+    log = ProgressLog("pretrain", 10, interval=1e9, observer=snaps.append, snapshot_at=(3,))
+    log.log(1, loss=torch.tensor(0.5))
+    log.due(1)  # the first snapshot is always due (nothing was sent yet)
+    log.emit(1)
+    log.log(2, loss=torch.tensor(0.25))
+    assert not log.due(2) and log.due(3) and log.due(10)
+    log.log(3, loss=torch.tensor(0.125))
+    log.emit(3)
+    assert snaps[1].losses["loss"].dtype == np.float32
+    assert snaps[1].losses["loss"].tolist() == [0.25, 0.125] and snaps[1].loss_steps.tolist() == [2, 3]
+
+
+def test_without_an_observer_nothing_accumulates():
+    log = ProgressLog("calibrate", 10, interval=0.0)
+    for i in range(100):
+        log.log(i, loss=1.0)
+    assert log._steps == [] and log._losses == {}

@@ -1,4 +1,4 @@
-"""The plot widgets on their own: mosaic layout, loss curves, the step scrubber and histograms."""
+"""The plot widgets on their own: image grids, loss curves, the step scrubber and histograms."""
 
 from __future__ import annotations
 
@@ -6,33 +6,9 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QWidget
 
-from magan_gui.gui.widgets import ImageGrid, LossPlot, ParameterHistogram, SmoothingControl, StepScrubber, mosaic
+from magan_gui.gui.widgets import ImageGrid, LossPlot, ParameterHistogram, SmoothingControl, StepScrubber
 
 from .conftest import flush_events, new_visible_top_levels
-
-
-# -- mosaic --------------------------------------------------------------------------------------------
-def test_mosaic_places_images_between_gaps():
-    images = [[np.full((4, 5), 10 * i + j, np.float32) for j in range(3)] for i in range(2)]
-    out = mosaic(images, gap=2, fill=-1.0)
-    assert out.shape == (2 * 4 + 2, 3 * 5 + 2 * 2)
-    assert out.dtype == np.float32
-    for i in range(2):
-        for j in range(3):
-            tile = out[i * 6:i * 6 + 4, j * 7:j * 7 + 5]
-            assert np.all(tile == 10 * i + j)
-    assert np.all(out[4:6, :] == -1.0)                 # the gap rows
-    assert np.all(out[:, 5:7] == -1.0) and np.all(out[:, 12:14] == -1.0)  # the gap columns
-
-
-def test_mosaic_default_gap_ragged_rows_and_empty():
-    a = np.ones((3, 3), np.float32)
-    out = mosaic([[a, a, a], [a]])
-    assert out.shape == (3 * 2 + 1, 3 * 3 + 2)
-    assert np.all(out[4:, 4:] == 0.25)   # the missing tiles of the short row stay grey
-    assert np.all(out[4:, :3] == 1.0)
-    assert mosaic([]).shape == (1, 1)
-    assert mosaic([[]]).shape == (1, 1)
 
 
 def test_image_grid_shows_the_mosaic(qtbot):

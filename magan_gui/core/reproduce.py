@@ -1,0 +1,392 @@
+"""Reproduce the paper's case studies and measure them: accuracy, efficiency and figures.
+
+Every benchmark runs the same engine as ``magan example`` and the app: a closure-test set drawn
+from the paper's population (Table I or II), pretraining from nothing, then calibration.  The
+settings come from a profile, which is a preset: ``quick`` (minutes on a 2-core CPU) or ``full``
+(batch 256 and long runs, for a GPU).
+
+Distances in parameter space are measured in units of the true standard deviation of each
+parameter, so that all parameters weigh the same:
+
+* the bias of the best-match mean and the ratio of best-match to true std (the paper's tables);
+* the sliced Wasserstein-1 distance between best-match samples and the true per-image parameters,
+  beside the same distance between two independent draws of the true population (its floor);
+* a classifier two-sample test: a small network learns to tell best-match samples from true
+  parameters, and its held-out accuracy is reported (0.5: indistinguishable).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .calibration import CalibrationConfig, Calibrator
+from .data import make_closure_set
+from .images import save_grid_png
+from .presets import apply_preset, load_preset
+from .pretraining import PretrainConfig, Pretrainer
+from .progress import RunControl, Snapshot
+from .results import build_result
+from .simulators import PAPER_TRUTH, load_simulator
+
+# The paper's best-match rows (Tables I and II): means, then standard deviations.
+PAPER_BEST_MATCH: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "lines": ((1.501, 9.988, 0.512, 9.003), (0.266, 0.418, 0.129, 0.432)),
+    "circles": ((18.082, 18.035, 7.950, 0.152, 0.892), (0.833, 0.795, 0.411, 0.072, 0.083)),
+}
+# Where the paper's figures put their columns, as fractions of its runs (500k / 1M pretraining
+# iterations for Fig. 4 / 6, 30k calibration iterations for Fig. 5 and 7).
+FIG4_COLUMNS = (1e3, 5e3, 1e4, 1e5, 5e5)
+FIG6_COLUMNS = (1e3, 5e3, 1e4, 2e4, 5e4, 6e4, 7e4, 8e4, 1e5, 2e5, 5e5, 1e6)
+FIG57_COLUMNS = (10, 100, 1e3, 1e4, 3e4)
+PROFILES = ("quick", "full")
+FIDELITY_TARGET = 1e-3
+# The issue's accuracy targets, in true standard deviations
+TARGET_MEAN_BIAS, TARGET_STD_RATIO, TARGET_WORST_BIAS = 0.2, 0.25, 0.4
+
+Log = Callable[[str], None]
+
+
+def profile_configs(profile: str, simulator: str) -> tuple[PretrainConfig, CalibrationConfig]:
+    """Pretraining and calibration settings of a profile (a preset name or a .toml file)."""
+    preset = load_preset(profile)
+    return (apply_preset(PretrainConfig(), preset, "pretrain", simulator),
+            apply_preset(CalibrationConfig(), preset, "calibrate", simulator))
+
+
+def scaled_columns(paper_columns: tuple[float, ...], paper_total: float, iterations: int) -> list[int]:
+    """The paper's figure columns moved to a run of ``iterations``, same fractions, at least 1 apart."""
+    cols = sorted({max(1, round(c / paper_total * iterations)) for c in paper_columns})
+    return [c for c in cols if c <= iterations]
+
+
+# -- distances in parameter space ----------------------------------------------------------------------
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, projections: int = 256, seed: int = 0) -> float:
+    """Mean over random directions of the 1-D Wasserstein-1 distance between the projected samples.
+
+    Both samples should already be standardised; equal-size subsamples are compared.
+    """
+    rng = np.random.default_rng(seed)
+    n = min(len(a), len(b))
+    a = a[rng.permutation(len(a))[:n]]
+    b = b[rng.permutation(len(b))[:n]]
+    directions = rng.normal(size=(a.shape[1], projections))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    pa, pb = np.sort(a @ directions, axis=0), np.sort(b @ directions, axis=0)
+    return float(np.abs(pa - pb).mean())
+
+
+def classifier_two_sample_test(a: np.ndarray, b: np.ndarray, seed: int = 0, steps: int = 400) -> dict[str, float]:
+    """Held-out accuracy of a small MLP telling sample ``a`` from sample ``b`` (balanced, half held out).
+
+    Accuracy near 0.5 means the classifier cannot tell them apart.  ``p_value`` is the one-sided
+    binomial probability, under "indistinguishable", of an accuracy at least this high.
+    """
+    rng = np.random.default_rng(seed)
+    n = min(len(a), len(b))
+    x = np.concatenate([a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]]).astype(np.float32)
+    y = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
+    order = rng.permutation(2 * n)
+    x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+    half = n
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = F.binary_cross_entropy_with_logits(net(x[:half]).squeeze(1), y[:half])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        correct = int(((net(x[half:]).squeeze(1) > 0).float() == y[half:]).sum())
+    n_test = 2 * n - half
+    accuracy = correct / n_test
+    z = (correct - 0.5 * n_test) / math.sqrt(0.25 * n_test)
+    return {"accuracy": accuracy, "p_value": 0.5 * math.erfc(z / math.sqrt(2)), "n_test": n_test}
+
+
+def parameter_space_distances(samples: np.ndarray, true_params: np.ndarray, population: tuple, seed: int = 0
+                              ) -> dict[str, float]:
+    """Sliced Wasserstein and classifier test of best-match samples against the true parameters.
+
+    Everything is standardised by the true per-image parameters' mean and std.  The floor is the
+    sliced Wasserstein distance between the true parameters and a fresh draw of the population
+    of the same size: what a perfect calibration would score with this many images.
+    """
+    mu, sd = true_params.mean(axis=0), true_params.std(axis=0, ddof=1)
+    z_true, z_samples = (true_params - mu) / sd, (samples - mu) / sd
+    mean, std = population
+    fresh = np.random.default_rng(seed + 1).normal(mean, std, size=true_params.shape)
+    c2st = classifier_two_sample_test(z_samples, z_true, seed=seed)
+    return {"sliced_wasserstein": sliced_wasserstein(z_samples, z_true, seed=seed),
+            "sliced_wasserstein_floor": sliced_wasserstein((fresh - mu) / sd, z_true, seed=seed),
+            "c2st_accuracy": c2st["accuracy"], "c2st_p_value": c2st["p_value"]}
+
+
+# -- one closure test ----------------------------------------------------------------------------------
+@dataclass
+class ClosureRun:
+    """What one closure test produced, with the snapshots kept for figures and curves."""
+
+    simulator: str
+    seed: int
+    result: dict[str, Any]
+    distances: dict[str, float]
+    pretrain_seconds: float
+    calibrate_seconds: float
+    fidelity_mse: float
+    pretrain_columns: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    simulated_grid: np.ndarray | None = None
+    calibrate_columns: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    true_grid: np.ndarray | None = None
+    trace: list[dict[str, Any]] = field(default_factory=list)  # calibration quality as it trains
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able numbers of this run (no images)."""
+        return {"simulator": self.simulator, "seed": self.seed, "pretrain_seconds": round(self.pretrain_seconds, 2),
+                "calibrate_seconds": round(self.calibrate_seconds, 2), "fidelity_mse": self.fidelity_mse,
+                "parameters": [{k: row.get(k) for k in ("name", "mean", "std", "true_mean", "true_std",
+                                                        "bias_in_true_std", "std_ratio", "well_constrained")}
+                               for row in self.result["parameters"]],
+                "image_distance": self.result["calibration"]["image_distance"], **self.distances,
+                "trace": self.trace}
+
+
+def _trace_point(snap: Snapshot, names: list[str], true_mean: np.ndarray, true_std: np.ndarray) -> dict[str, Any]:
+    means = np.array([snap.metrics[f"mean/{n}"] for n in names])
+    stds = np.array([snap.metrics[f"std/{n}"] for n in names])
+    return {"iteration": snap.iteration, "seconds": round(snap.elapsed, 2),
+            "max_abs_bias": float(np.max(np.abs(means - true_mean) / true_std)),
+            "max_std_error": float(np.max(np.abs(stds / true_std - 1.0))),
+            "image_distance": snap.metrics.get("image_distance")}
+
+
+def closure_test(simulator_name: str, seed: int, profile: str, device: torch.device,
+                 n_true: int = 10000, figures: bool = False, log: Log = print,
+                 pretrain: PretrainConfig | None = None, calibrate: CalibrationConfig | None = None) -> ClosureRun:
+    """The paper's closure test from nothing: true set, pretraining, calibration, distances."""
+    simulator = load_simulator(simulator_name)
+    pre_cfg, cal_cfg = profile_configs(profile, simulator.name)
+    pre_cfg = replace(pretrain or pre_cfg, seed=seed)
+    cal_cfg = replace(calibrate or cal_cfg, seed=seed)
+    population = PAPER_TRUTH[simulator.name]
+    true = make_closure_set(simulator, *population, n_true, seed=seed + 1000, device=device)
+    true.source = f"closure test, paper population, seed {seed + 1000}"
+
+    paper_pre_total = 1e6 if simulator.name == "circles" else 5e5
+    pre_at = scaled_columns(FIG6_COLUMNS if simulator.name == "circles" else FIG4_COLUMNS, paper_pre_total,
+                            pre_cfg.iterations) if figures else []
+    cal_at = scaled_columns(FIG57_COLUMNS, 3e4, cal_cfg.iterations) if figures else []
+    run = ClosureRun(simulator.name, seed, {}, {}, 0.0, 0.0, float("nan"))
+
+    def on_pretrain(snap: Snapshot) -> None:
+        if snap.iteration in pre_at and "emulated" in snap.images and not snap.final:
+            run.pretrain_columns.append((snap.iteration, snap.images["emulated"]))
+            run.simulated_grid = snap.images["simulated"]
+
+    names = [p.name for p in simulator.parameters]
+    t_mean, t_std = true.params.mean(axis=0), true.params.std(axis=0, ddof=1)
+
+    def on_calibrate(snap: Snapshot) -> None:
+        if f"mean/{names[0]}" in snap.metrics and not snap.final:
+            run.trace.append(_trace_point(snap, names, t_mean, t_std))
+        if snap.iteration in cal_at and "generated" in snap.images and not snap.final:
+            run.calibrate_columns.append((snap.iteration, snap.images["generated"]))
+            run.true_grid = snap.images["true"]
+
+    t0 = time.perf_counter()
+    trainer = Pretrainer(simulator, pre_cfg, device, simulator_name)
+    emulator = trainer.run(observer=on_pretrain, snapshot_at=pre_at)
+    run.pretrain_seconds = time.perf_counter() - t0
+    run.fidelity_mse = float(emulator.meta["fidelity_mse"])
+    log(f"  {simulator.name} seed {seed}: pretrained ({trainer.mode}, {pre_cfg.iterations} it) in "
+        f"{run.pretrain_seconds:.0f} s, held-out MSE {run.fidelity_mse:.5f}")
+    t0 = time.perf_counter()
+    outcome = Calibrator(simulator, emulator, true, cal_cfg, device).run(observer=on_calibrate, snapshot_at=cal_at)
+    run.calibrate_seconds = time.perf_counter() - t0
+    run.result = build_result(simulator, simulator_name, outcome, true, emulator.meta, asdict(cal_cfg), seed, device)
+    run.distances = parameter_space_distances(outcome.samples, true.params, population, seed=seed)
+    worst = max(abs(r["bias_in_true_std"]) for r in run.result["parameters"])
+    ratios = ", ".join(f"{r['std_ratio']:.2f}" for r in run.result["parameters"])
+    log(f"  {simulator.name} seed {seed}: calibrated ({cal_cfg.iterations} it) in {run.calibrate_seconds:.0f} s; "
+        f"worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W {run.distances['sliced_wasserstein']:.3f} "
+        f"(floor {run.distances['sliced_wasserstein_floor']:.3f}), C2ST accuracy {run.distances['c2st_accuracy']:.3f}")
+    return run
+
+
+def write_figures(run: ClosureRun, folder: str | Path, prefix: str = "") -> list[Path]:
+    """The paper's Fig. 4/6 (emulator vs simulator) and Fig. 5/7 (generated vs true) grids as PNG."""
+    folder = Path(folder)
+    paths = []
+    pre_fig, cal_fig = ("fig6", "fig7") if run.simulator == "circles" else ("fig4", "fig5")
+    if run.pretrain_columns and run.simulated_grid is not None:
+        cols = [img for _, img in run.pretrain_columns] + [run.simulated_grid]
+        caps = [_short(i) for i, _ in run.pretrain_columns] + ["sim"]
+        paths.append(save_grid_png(folder / f"{prefix}{pre_fig}_{run.simulator}_pretraining.png", cols, caps,
+                                   f"{run.simulator}: emulator after N pretraining iterations vs simulator"))
+    if run.calibrate_columns and run.true_grid is not None:
+        cols = [img for _, img in run.calibrate_columns] + [run.true_grid]
+        caps = [_short(i) for i, _ in run.calibrate_columns] + ["true"]
+        paths.append(save_grid_png(folder / f"{prefix}{cal_fig}_{run.simulator}_calibration.png", cols, caps,
+                                   f"{run.simulator}: simulated from G after N iterations vs true"))
+    return paths
+
+
+def _short(iteration: int) -> str:
+    return f"{iteration / 1000:.3g}k" if iteration >= 1000 else str(iteration)
+
+
+# -- accuracy over seeds -------------------------------------------------------------------------------
+def summarise_accuracy(runs: list[ClosureRun]) -> dict[str, Any]:
+    """Per parameter: mean, spread and worst over seeds of bias and std ratio, with the paper's figures."""
+    simulator = runs[0].simulator
+    names = [r["name"] for r in runs[0].result["parameters"]]
+    paper_mean, paper_std = PAPER_BEST_MATCH[simulator]
+    true_mean, true_std = PAPER_TRUTH[simulator]
+    rows = []
+    for i, name in enumerate(names):
+        bias = np.array([r.result["parameters"][i]["bias_in_true_std"] for r in runs])
+        ratio = np.array([r.result["parameters"][i]["std_ratio"] for r in runs])
+        rows.append({
+            "name": name, "true_mean": true_mean[i], "true_std": true_std[i],
+            "best_match_mean": float(np.mean([r.result["parameters"][i]["mean"] for r in runs])),
+            "best_match_std": float(np.mean([r.result["parameters"][i]["std"] for r in runs])),
+            "bias_mean": float(bias.mean()), "abs_bias_mean": float(np.abs(bias).mean()),
+            "bias_spread": float(bias.std(ddof=1)) if len(bias) > 1 else 0.0,
+            "abs_bias_worst": float(np.abs(bias).max()),
+            "std_ratio_mean": float(ratio.mean()), "std_ratio_spread": float(ratio.std(ddof=1)) if len(ratio) > 1
+            else 0.0, "std_ratio_worst": float(ratio[np.argmax(np.abs(ratio - 1))]),
+            "well_constrained": all(r.result["parameters"][i]["well_constrained"] for r in runs),
+            "paper_mean": paper_mean[i], "paper_std": paper_std[i],
+            "paper_bias": (paper_mean[i] - true_mean[i]) / true_std[i], "paper_std_ratio": paper_std[i] / true_std[i],
+        })
+        row = rows[-1]
+        row["meets_target"] = bool(row["abs_bias_mean"] <= TARGET_MEAN_BIAS
+                                   and abs(row["std_ratio_mean"] - 1) <= TARGET_STD_RATIO
+                                   and row["abs_bias_worst"] <= TARGET_WORST_BIAS)
+    dist = {k: [r.distances[k] for r in runs] for k in runs[0].distances}
+    return {"simulator": simulator, "seeds": [r.seed for r in runs], "parameters": rows,
+            "distances": {k: {"mean": float(np.mean(v)), "spread": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+                          for k, v in dist.items()},
+            "seconds_per_seed": float(np.mean([r.pretrain_seconds + r.calibrate_seconds for r in runs])),
+            "fidelity_mse": float(np.mean([r.fidelity_mse for r in runs])),
+            "meets_targets": all(r["meets_target"] for r in rows)}
+
+
+def accuracy_markdown(summaries: list[dict[str, Any]]) -> str:
+    """Short Markdown tables of the accuracy summaries (the paper's Tables I and II, measured)."""
+    out = []
+    for s in summaries:
+        out.append(f"**{s['simulator']}**, seeds {', '.join(map(str, s['seeds']))} "
+                   f"({s['seconds_per_seed']:.0f} s per seed, held-out emulator MSE {s['fidelity_mse']:.5f})\n")
+        out.append("| parameter | true μ / σ | best match μ / σ (mean of seeds) | paper μ / σ | "
+                   "bias, mean \\|·\\| (worst) | paper bias | std ratio ± spread | paper std ratio | target |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for r in s["parameters"]:
+            flag = "" if r["well_constrained"] else " (weakly constrained)"
+            out.append(f"| {r['name']}{flag} | {r['true_mean']:g} / {r['true_std']:g} | "
+                       f"{r['best_match_mean']:.3f} / {r['best_match_std']:.3f} | {r['paper_mean']:g} / "
+                       f"{r['paper_std']:g} | {r['abs_bias_mean']:.3f} ({r['abs_bias_worst']:.3f}) | "
+                       f"{r['paper_bias']:+.3f} | {r['std_ratio_mean']:.2f} ± {r['std_ratio_spread']:.2f} | "
+                       f"{r['paper_std_ratio']:.2f} | {'met' if r['meets_target'] else 'missed'} |")
+        d = s["distances"]
+        out.append(f"\nSliced Wasserstein (true-std units) {d['sliced_wasserstein']['mean']:.3f} ± "
+                   f"{d['sliced_wasserstein']['spread']:.3f} (floor for this many images "
+                   f"{d['sliced_wasserstein_floor']['mean']:.3f}); classifier two-sample test accuracy "
+                   f"{d['c2st_accuracy']['mean']:.3f} ± {d['c2st_accuracy']['spread']:.3f} (0.5 = indistinguishable)."
+                   "\n")
+    return "\n".join(out)
+
+
+# -- efficiency ----------------------------------------------------------------------------------------
+def pretraining_curve(simulator_name: str, mode: str, config: PretrainConfig, device: torch.device,
+                      stop_at: float | None = None, log: Log = print) -> dict[str, Any]:
+    """Held-out fidelity against iterations and wall time for one pretraining mode.
+
+    With ``stop_at`` the run ends once the held-out MSE reaches it (the rest adds no information
+    to "how long until"); otherwise it runs all ``config.iterations``.
+    """
+    simulator = load_simulator(simulator_name)
+    trainer = Pretrainer(simulator, replace(config, mode=mode), device, simulator_name)
+    control = RunControl()
+    reached: dict[str, float] = {}
+
+    def watch(snap: Snapshot) -> None:
+        mse = snap.metrics.get("fidelity_mse")
+        if mse is not None and mse <= (stop_at or -1) and not reached:
+            reached.update(iteration=snap.metrics["fidelity_iteration"])
+            control.stop()
+
+    emulator = trainer.run(observer=watch if stop_at else None, control=control)
+    h = trainer.history
+    first = next((k for k, m in enumerate(h["fidelity_mse"]) if m <= FIDELITY_TARGET), None)
+    curve = {"mode": trainer.mode, "steps": h["fidelity_step"], "mse": h["fidelity_mse"],
+             "seconds": [round(t, 3) for t in h["fidelity_time"]], "iterations_run": trainer.iteration,
+             "final_mse": h["fidelity_mse"][-1],
+             "target": FIDELITY_TARGET,
+             "iterations_to_target": h["fidelity_step"][first] if first is not None else None,
+             "seconds_to_target": round(h["fidelity_time"][first], 2) if first is not None else None}
+    where = (f"reached {FIDELITY_TARGET} at {curve['iterations_to_target']} it, {curve['seconds_to_target']:.0f} s"
+             if first is not None else f"did not reach {FIDELITY_TARGET} in {trainer.iteration} it")
+    log(f"  {simulator_name} {trainer.mode}: {where} (final MSE {curve['final_mse']:.5f})")
+    curve["emulator"] = emulator
+    return curve
+
+
+def efficiency(simulator_name: str, profile: str, device: torch.device, seed: int = 0,
+               max_iterations: int | None = None, log: Log = print) -> dict[str, Any]:
+    """Fidelity curves of the paper's Siamese pretraining and the fast mode, then calibration quality.
+
+    Both modes run from the same seed (same initial emulator, same held-out set) for up to
+    ``max_iterations`` (default: twice the profile's), stopping once the held-out MSE reaches the
+    target.  The calibration curve then comes from a closure test with the profile's settings.
+    """
+    pre_cfg, _ = profile_configs(profile, load_simulator(simulator_name).name)
+    budget = max_iterations or 2 * pre_cfg.iterations
+    cfg = replace(pre_cfg, seed=seed, iterations=budget, eval_every=max(10, min(pre_cfg.eval_every, budget // 80)))
+    curves = {}
+    for mode in ("siamese", "pixel"):
+        curve = pretraining_curve(simulator_name, mode, cfg, device, stop_at=FIDELITY_TARGET, log=log)
+        curve.pop("emulator")
+        curves[mode] = curve
+    run = closure_test(simulator_name, seed, profile, device, log=log)
+    return {"simulator": simulator_name, "profile": profile, "seed": seed, "pretraining": curves,
+            "calibration": {"fidelity_mse": run.fidelity_mse, "trace": run.trace,
+                            "final": run.summary()["parameters"], "pretrain_seconds": run.pretrain_seconds,
+                            "calibrate_seconds": run.calibrate_seconds}}
+
+
+def efficiency_markdown(results: list[dict[str, Any]]) -> str:
+    """Markdown: iterations and seconds to the fidelity target per mode; calibration quality over time."""
+    out = [f"| case study | mode | iterations to MSE {FIDELITY_TARGET} | seconds to it | final MSE (iterations run) |",
+           "|---|---|---|---|---|"]
+    for r in results:
+        for mode, c in r["pretraining"].items():
+            label = "siamese (paper)" if mode == "siamese" else mode
+            it = c["iterations_to_target"] if c["iterations_to_target"] is not None else "not reached"
+            sec = f"{c['seconds_to_target']:.0f}" if c["seconds_to_target"] is not None else "–"
+            out.append(f"| {r['simulator']} | {label} | {it} | {sec} | {c['final_mse']:.5f} ({c['iterations_run']}) |")
+    out.append("\nCalibration quality as it trains (generator samples at progress snapshots; "
+               "worst parameter, in true std):\n")
+    out.append("| case study | iteration | seconds | worst \\|bias\\| | worst \\|std ratio − 1\\| |")
+    out.append("|---|---|---|---|---|")
+    for r in results:
+        trace = r["calibration"]["trace"]
+        if not trace:
+            continue
+        total = trace[-1]["iteration"]
+        picked = {min(range(len(trace)), key=lambda k, f=frac: abs(trace[k]["iteration"] - f * total))
+                  for frac in (0.1, 0.25, 0.5, 0.75, 1.0)}
+        for point in (trace[k] for k in sorted(picked)):
+            out.append(f"| {r['simulator']} | {point['iteration']} | {point['seconds']:.0f} | "
+                       f"{point['max_abs_bias']:.2f} | {point['max_std_error']:.2f} |")
+    return "\n".join(out) + "\n"
