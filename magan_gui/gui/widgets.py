@@ -56,6 +56,9 @@ class LossPlot(pg.PlotWidget):
         self.addLegend(offset=(-10, 10), labelTextColor="#222")
         self.setLabel("bottom", "iteration")
         self.showGrid(x=True, y=True, alpha=0.2)
+        # long runs log every iteration: draw at most about a point per pixel (peaks kept)
+        self.setDownsampling(auto=True, mode="peak")
+        self.setClipToView(True)
         self.steps = np.zeros(0, np.int64)
         self.values: dict[str, np.ndarray] = {}
         self.raw: dict[str, pg.PlotDataItem] = {}
@@ -187,6 +190,15 @@ class StepScrubber(QWidget):
         self.slider.setMaximum(len(self.iterations) - 1)
         if follow:
             self.slider.setValue(len(self.iterations) - 1)
+        self.slider.blockSignals(False)
+        self._update_label()
+
+    def replace(self, iterations: list[int], index: int) -> None:
+        """Take a new list of snapshots (after thinning) and point at ``index``."""
+        self.iterations = list(iterations)
+        self.slider.blockSignals(True)
+        self.slider.setMaximum(max(0, len(self.iterations) - 1))
+        self.slider.setValue(min(index, len(self.iterations) - 1))
         self.slider.blockSignals(False)
         self._update_label()
 

@@ -399,3 +399,29 @@ def test_a_bad_project_is_refused_and_nothing_is_lost(qtbot, window, tmp_path):
     assert window.session.true is before
     assert "broken.magan" in window.last_error
     close_message_boxes(window)
+
+
+def test_a_long_run_keeps_a_bounded_evenly_thinned_set_of_snapshots(window, monkeypatch):
+    """Every snapshot's metrics stay, but images and samples only of at most MAX_KEPT_SNAPSHOTS."""
+    import magan_gui.gui.panels.run_panel as run_panel_module
+    from magan_gui.core.progress import Snapshot
+
+    monkeypatch.setattr(run_panel_module, "MAX_KEPT_SNAPSHOTS", 8)
+    panel = window.pretrain_panel
+    images = {"emulated": np.zeros((2, 28, 28), np.float32), "simulated": np.ones((2, 28, 28), np.float32)}
+
+    def snap(i: int) -> Snapshot:
+        return Snapshot("pretrain", i, 100, 0.0, 0.0, 1.0, np.array([i]), {"pixel_mse": np.array([1.0 / i])},
+                        metrics={"fidelity_mse": 1.0 / i, "fidelity_iteration": i}, images=images)
+
+    for i in range(1, 9):
+        panel.on_snapshot(snap(i))
+    panel.scrubber.slider.setValue(4)                  # the user looks back at iteration 5 ...
+    for i in range(9, 31):
+        panel.on_snapshot(snap(i))
+    kept = [s.iteration for s in panel.snapshots]
+    assert len(kept) <= 8 and kept[0] == 1 and kept[-1] == 30 and kept == sorted(kept)
+    assert panel.scrubber.iterations == kept
+    assert abs(panel.scrubber.iterations[panel.scrubber.slider.value()] - 5) <= 4  # ... and stays near it
+    assert [m[0] for m in panel.history()["metrics"]] == list(range(1, 31))   # no metrics lost
+    assert np.array_equal(panel.losses.steps, np.arange(1, 31))

@@ -124,7 +124,7 @@ class PretrainingPanel(RunPanel):
             caption += "; |difference|"
         rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
         self.grid.set_rows(rows, caption)
-        self._draw_fidelity([[s.iteration, s.metrics] for s in self.snapshots[:index + 1]])
+        self._draw_fidelity([m for m in self.metrics_log if m[0] <= snap.iteration])
 
     def _draw_fidelity(self, metrics: list) -> None:
         """One point per evaluation (snapshots repeat the latest one until the next)."""

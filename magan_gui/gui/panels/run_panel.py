@@ -22,6 +22,9 @@ from ...core.progress import Snapshot
 from ..session import Session
 from ..widgets import LossPlot, SmoothingControl, StepScrubber
 
+# Snapshots whose images and samples are kept for the scrubber (about 40 kB each for calibration)
+MAX_KEPT_SNAPSHOTS = 300
+
 
 def format_seconds(seconds: float) -> str:
     """'1:05' or '1:02:03'; '--' when unknown."""
@@ -51,6 +54,7 @@ class RunPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.snapshots: list[Snapshot] = []
+        self.metrics_log: list[list] = []  # [iteration, metrics] of every snapshot, never thinned
         self.running = False
         self.paused = False
 
@@ -125,7 +129,7 @@ class RunPanel(QWidget):
         job = self.make_job()
         if job is None:
             return
-        self.snapshots = []
+        self.snapshots, self.metrics_log = [], []
         self.scrubber.reset()
         self.losses.clear_data()
         self.progress.setValue(0)
@@ -162,7 +166,13 @@ class RunPanel(QWidget):
 
     # -- snapshots ------------------------------------------------------------------------------------
     def on_snapshot(self, snap: Snapshot) -> None:
-        """Keep the snapshot, update progress and losses, and draw it if the scrubber follows."""
+        """Keep the snapshot, update progress and losses, and draw it if the scrubber follows.
+
+        Every snapshot's metrics are kept; of their images and samples at most
+        ``MAX_KEPT_SNAPSHOTS``: beyond that every other older one is dropped, so a long run's
+        memory stays bounded and the scrubber still spans the whole run, evenly.
+        """
+        self.metrics_log.append([snap.iteration, snap.metrics])
         self.snapshots.append(snap)
         self.progress.setMaximum(snap.iterations)
         self.progress.setValue(snap.iteration)
@@ -170,6 +180,11 @@ class RunPanel(QWidget):
         self.status.setText(self.describe(snap) + (" — paused" if self.paused else ""))
         following = self.scrubber.following
         self.scrubber.add(snap.iteration)
+        if len(self.snapshots) > MAX_KEPT_SNAPSHOTS:
+            looking_at = self.scrubber.slider.value()
+            self.snapshots = self.snapshots[:-1][::2] + [self.snapshots[-1]]
+            self.scrubber.replace([s.iteration for s in self.snapshots],
+                                  len(self.snapshots) - 1 if following else looking_at // 2)
         if following:
             self.draw(len(self.snapshots) - 1)
 
@@ -190,11 +205,11 @@ class RunPanel(QWidget):
         """Every logged loss and each snapshot's metrics, as plain lists (for a project file)."""
         return {"steps": self.losses.steps.tolist(),
                 "losses": {k: v.tolist() for k, v in self.losses.values.items()},
-                "metrics": [[s.iteration, s.metrics] for s in self.snapshots]}
+                "metrics": list(self.metrics_log)}
 
     def restore_history(self, history: dict) -> None:
         """Redraw the loss curves of a saved run (its image snapshots are not kept in projects)."""
-        self.snapshots = []
+        self.snapshots, self.metrics_log = [], [list(m) for m in history.get("metrics", [])]
         self.scrubber.reset()
         self.losses.clear_data()
         steps = np.asarray(history.get("steps", []), np.int64)
