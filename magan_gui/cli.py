@@ -391,6 +391,9 @@ def cmd_bench_figures(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     folder = Path(args.out)
     for name in args.simulators:
+        for old in sorted(folder.glob(f"fig*_{name}_*.png")):
+            _refuse_existing(old, args.force)
+    for name in args.simulators:
         print(f"figures: {name}, profile {args.profile}, device {device}")
         run = closure_test(name, args.seed, args.profile, device, figures=True)
         for path in write_figures(run, folder, ""):

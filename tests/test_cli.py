@@ -366,3 +366,10 @@ def test_bench_accuracy_and_efficiency_run_a_profile_end_to_end(tmp_path, workdi
 def test_bench_unknown_profile_is_one_line(tmp_path):
     code, _, err = _run("bench", "figures", "--profile", "nonsense", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "unknown preset" in _assert_one_error_line(err, "bench")
+
+
+def test_bench_figures_refuses_to_replace_earlier_figures(tmp_path):
+    (tmp_path / "fig4_lines_pretraining.png").write_bytes(b"earlier")
+    code, _, err = _run("bench", "figures", "--simulators", "lines", "--device", "cpu", "--out", str(tmp_path))
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "bench")
+    assert (tmp_path / "fig4_lines_pretraining.png").read_bytes() == b"earlier"
