@@ -132,10 +132,9 @@ def simulator_throughput(simulator: Any, n_images: int, device: torch.device, ba
         batch = emulator_batch or (10000 if device.type == "cuda" else 2048)
         results += emulator_throughput(emulator, params, device, batch)
     ref_params = params[:reference_images].cpu().numpy()
-    for label, loop in per_image_references(simulator.name).items():
-        if reference_images > 0:
-            results.append(Throughput(f"{simulator.name} {label} (cpu)", ref_params.shape[0],
-                                      _timed(lambda loop=loop: loop(ref_params), torch.device("cpu"))))
+    for label, loop in per_image_references(simulator.name).items() if reference_images > 0 else ():
+        results.append(Throughput(f"{simulator.name} {label} (cpu)", ref_params.shape[0],
+                                  _timed(lambda loop=loop: loop(ref_params), torch.device("cpu"))))
     return results
 
 
@@ -197,9 +196,3 @@ PAPER_TABLE_III = {
     "circles": {"simulator": (47.367, 471.842, 4773.626), "emulator_cpu": (6.540, 66.541, 671.628),
                 "emulator_gpu": (1.623, 4.907, 36.671)},
 }
-
-
-def paper_images_per_second(simulator: str, source: str) -> float | None:
-    """The paper's 10K-image rate for a source ("simulator", "emulator_cpu", "emulator_gpu")."""
-    row = PAPER_TABLE_III.get(simulator, {}).get(source)
-    return 10000 / row[0] if row else None

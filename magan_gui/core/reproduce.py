@@ -326,7 +326,7 @@ def pretraining_curve(simulator_name: str, mode: str, config: PretrainConfig, de
             reached.update(iteration=snap.metrics["fidelity_iteration"])
             control.stop()
 
-    emulator = trainer.run(observer=watch if stop_at else None, control=control)
+    trainer.run(observer=watch if stop_at else None, control=control)
     h = trainer.history
     first = next((k for k, m in enumerate(h["fidelity_mse"]) if m <= FIDELITY_TARGET), None)
     curve = {"mode": trainer.mode, "steps": h["fidelity_step"], "mse": h["fidelity_mse"],
@@ -338,7 +338,6 @@ def pretraining_curve(simulator_name: str, mode: str, config: PretrainConfig, de
     where = (f"reached {FIDELITY_TARGET} at {curve['iterations_to_target']} it, {curve['seconds_to_target']:.0f} s"
              if first is not None else f"did not reach {FIDELITY_TARGET} in {trainer.iteration} it")
     log(f"  {simulator_name} {trainer.mode}: {where} (final MSE {curve['final_mse']:.5f})")
-    curve["emulator"] = emulator
     return curve
 
 
@@ -355,9 +354,7 @@ def efficiency(simulator_name: str, profile: str, device: torch.device, seed: in
     cfg = replace(pre_cfg, seed=seed, iterations=budget, eval_every=max(10, min(pre_cfg.eval_every, budget // 80)))
     curves = {}
     for mode in ("siamese", "pixel"):
-        curve = pretraining_curve(simulator_name, mode, cfg, device, stop_at=FIDELITY_TARGET, log=log)
-        curve.pop("emulator")
-        curves[mode] = curve
+        curves[mode] = pretraining_curve(simulator_name, mode, cfg, device, stop_at=FIDELITY_TARGET, log=log)
     run = closure_test(simulator_name, seed, profile, device, log=log)
     return {"simulator": simulator_name, "profile": profile, "seed": seed, "pretraining": curves,
             "calibration": {"fidelity_mse": run.fidelity_mse, "trace": run.trace,
