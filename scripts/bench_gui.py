@@ -41,7 +41,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", required=True, help="a lines emulator file (magan pretrain / magan example)")
     parser.add_argument("--iterations", type=int, default=1500)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the app's worker")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the app's worker, at normal priority (default: the app's choice)")
     parser.add_argument("--snapshot-seconds", type=float, default=None, help="the panels' snapshot interval")
     parser.add_argument("--batch", type=int, default=None, help="calibration batch size (default: the panel's)")
     parser.add_argument("--memory", action="store_true", help="measure resident memory instead of speed")
@@ -53,7 +54,7 @@ def main() -> int:
     from magan_gui.gui.app import build_window
 
     if args.threads:
-        main_window.worker_threads = lambda: args.threads
+        main_window.training_threads = lambda: (args.threads, False)
     if args.snapshot_seconds:
         from magan_gui.gui.panels.run_panel import RunPanel
         RunPanel.snapshot_seconds = args.snapshot_seconds
@@ -70,7 +71,7 @@ def main() -> int:
             loop.exec()
         poll.stop()
 
-    wait(lambda: window.session.true is not None)
+    wait(lambda: window.session.true is not None and not window.busy)
     window.pretrain_panel.load_emulator(args.emulator)
     panel = window.calibrate_panel
     panel.iterations.setValue(args.iterations)
@@ -103,7 +104,7 @@ def main() -> int:
     timer.timeout.connect(tick)
     clock.start()
     timer.start()
-    t0 = time.perf_counter()
+    t0, gui_cpu0 = time.perf_counter(), time.thread_time()
     window.last_error = ""
     panel.request_start()
     if args.memory:
@@ -112,14 +113,16 @@ def main() -> int:
     if window.last_error:
         print(f"the run in the app failed: {window.last_error}")
         return 1
-    app_total_rate = args.iterations / (time.perf_counter() - t0)
+    app_seconds, gui_cpu = time.perf_counter() - t0, time.thread_time() - gui_cpu0
+    app_total_rate = args.iterations / app_seconds
     app_rate = args.iterations / window.session.result["wall_time_s"]
     timer.stop()
     sampler.stop()
     rss.append((args.iterations, resident_mib()))
     lat = np.asarray(lateness[5:])
+    threads, background = main_window.training_threads()
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, worker threads "
-          f"{main_window.worker_threads()}, {args.iterations} calibration iterations, batch {config.batch_size}, "
+          f"{threads}{' at lowered priority' if background else ''}, {args.iterations} calibration iterations, batch {config.batch_size}, "
           f"a snapshot every {config.snapshot_seconds} s")
     if args.memory:
         after = [m for i, m in rss if i >= 1000]
@@ -131,6 +134,8 @@ def main() -> int:
         print(f"training loop: engine alone {engine_rate:.1f} it/s; in the app {app_rate:.1f} it/s "
               f"({100 * app_rate / engine_rate:.0f}% of the engine alone); in the app including result "
               f"building {app_total_rate:.1f} it/s")
+    print(f"GUI thread busy (CPU time) {gui_cpu:.1f} s of the app's {app_seconds:.1f} s run "
+          f"({100 * gui_cpu / app_seconds:.0f}% of one core)")
     print(f"GUI event-loop lateness over {len(lat)} ticks: median {np.median(lat):.1f} ms, "
           f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms")
     window.close()

@@ -137,21 +137,38 @@ def _encoder(image_shape: tuple[int, int], sizes: NetworkSizes) -> tuple[nn.Sequ
 class Discriminator(nn.Module):
     """CNN telling true images from simulated (or emulated) ones; returns a logit (the paper's D).
 
+    Besides its convolutional features, D sees each image's pixel-intensity histogram (soft bins,
+    log fractions): a brightness or noise level spread over many pixels changes every pixel a
+    little, which the histogram shows plainly and a small CNN sees only faintly.
+
     Minibatch statistics: the per-feature standard deviation over the batch, compressed to a few
     numbers, is shown beside each image's features.  D then sees the spread of a batch, not only
     single images, which keeps the generator from under- or over-dispersing its parameters.
     """
 
-    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, minibatch_features: int = 16):
+    def __init__(self, image_shape: tuple[int, int], sizes: NetworkSizes, minibatch_features: int = 16,
+                 intensity_bins: int = 16):
         super().__init__()
         self.features, n_features = _encoder(image_shape, sizes)
+        self.register_buffer("bin_centres", torch.linspace(-1.0, 1.0, intensity_bins), persistent=False)
+        self.bin_width = 2.0 / max(1, intensity_bins - 1)
+        n_features += intensity_bins
         self.spread = (nn.Sequential(nn.Linear(n_features, minibatch_features), nn.LeakyReLU(0.2))
                        if minibatch_features else None)
         self.out = nn.Sequential(nn.Linear(n_features + minibatch_features, 128), nn.LeakyReLU(0.2),
                                  nn.Linear(128, 1))
 
+    def intensity_histogram(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, bins) log fraction of each image's pixels near each bin centre (differentiable)."""
+        if not len(self.bin_centres):
+            return images.new_zeros(images.shape[0], 0)
+        x = images.flatten(1).unsqueeze(2)
+        weights = torch.exp(-0.5 * ((x - self.bin_centres) / self.bin_width) ** 2)
+        fractions = (weights / weights.sum(2, keepdim=True)).mean(1)
+        return torch.log(fractions + 1e-3)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        f = self.features(images)
+        f = torch.cat([self.features(images), self.intensity_histogram(images)], dim=1)
         if self.spread is not None:
             spread = self.spread(f.std(dim=0, unbiased=False, keepdim=True)).expand(f.shape[0], -1)
             f = torch.cat([f, spread], dim=1)

@@ -33,7 +33,7 @@ from .simulators import check_simulator_output, run_simulator, uses_common_noise
 
 PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
 LATENT_DIM_BLACK_BOX = 8
-SATURATION_LIMIT = 3.0  # |pre-tanh output| beyond this is penalised (tanh(3) = 0.995)
+SATURATION_LIMIT = 6.0  # |pre-tanh output| beyond this is penalised (tanh(6) = 1 - 1.2e-5)
 
 
 @dataclass
@@ -168,15 +168,11 @@ class Pretrainer:
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
-        """A linear warm-up over the first 5% (at most 200 iterations), then, in the pixel modes, a cosine fall.
-
-        Without the warm-up, Adam's first full-size steps can throw the output layer into saturation.
-        """
-        warmup = min(1.0, (self.iteration + 1) / max(1, min(200, self.config.iterations // 20)))
+        """1 in the Siamese mode; in the pixel modes a cosine fall to 5% by the end of the run."""
         if self.mode == "siamese":
-            return warmup
+            return 1.0
         progress = min(1.0, self.iteration / max(1, self.config.iterations))
-        return warmup * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def step(self) -> dict[str, torch.Tensor]:
         """One iteration; returns its losses as detached 0-d tensors (no host round-trip)."""

@@ -23,12 +23,7 @@ from .panels.results import ResultsPanel
 from .panels.run_panel import RunPanel
 from .panels.true_images import TrueImagesPanel
 from .session import Session
-from .worker import EngineWorker, start_worker
-
-
-def worker_threads() -> int:
-    """Torch threads for training: all cores but one, so the GUI thread always has a core."""
-    return max(1, (torch.get_num_threads() or 1) - 1)
+from .worker import EngineWorker, start_worker, training_threads
 
 
 class MainWindow(QMainWindow):
@@ -170,7 +165,7 @@ class MainWindow(QMainWindow):
             self.show_error("another run is in progress: stop it first")
             return
         self.active = panel
-        self.worker, self.thread = start_worker(job, self, worker_threads())
+        self.worker, self.thread = start_worker(job, self, *training_threads())
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)

@@ -9,6 +9,8 @@ accumulates a backlog and no logged step is lost.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -21,6 +23,31 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core.progress import RunControl, Snapshot
 
 Job = Callable[[Callable[[Snapshot], None], RunControl], Any]
+BACKGROUND_NICE = 10  # how much a training thread's priority is lowered where threads have their own
+
+
+def training_threads() -> tuple[int, bool]:
+    """Torch threads for a training job, and whether the job's thread runs at lowered priority.
+
+    The GUI thread must always get a core when it wants one.  On Linux a thread's priority is its
+    own and the threads it starts inherit it, so training takes every core at a lower priority:
+    the scheduler hands the GUI thread a core the moment it wakes, and training loses nothing
+    while the GUI is idle.  Elsewhere training leaves the GUI a core by using one fewer.
+    """
+    cores = max(1, torch.get_num_threads() or 1)
+    if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
+        return cores, True
+    return max(1, cores - 1), False
+
+
+def lower_this_threads_priority(step: int = BACKGROUND_NICE) -> bool:
+    """Raise the calling thread's nice value by ``step`` (Linux: per thread); False if refused."""
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+    except OSError:
+        return False
+    return True
 
 
 def merge_losses(held: Snapshot | None, snap: Snapshot) -> Snapshot:
@@ -54,11 +81,11 @@ class EngineWorker(QObject):
     finished = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, job: Job, threads: int | None = None):
+    def __init__(self, job: Job, threads: int | None = None, background: bool = False):
         super().__init__()
         self.job = job
         self.control = RunControl()
-        self.threads = threads
+        self.threads, self.background = threads, background
         self._lock = threading.Lock()
         self._in_flight = False
         self._held: Snapshot | None = None
@@ -83,8 +110,11 @@ class EngineWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Thread entry point: run the job, then emit finished or failed."""
+        # before the first torch op of this thread: the thread pool it starts inherits the priority
+        if self.background and not lower_this_threads_priority():
+            self.threads = max(1, (self.threads or torch.get_num_threads()) - 1)
         if self.threads:
-            torch.set_num_threads(self.threads)  # leave the GUI thread a core
+            torch.set_num_threads(self.threads)
         try:
             result = self.job(self.observe, self.control)
         except Exception as exc:  # anything from the engine or a plugin becomes a message in the window
@@ -95,10 +125,11 @@ class EngineWorker(QObject):
         self.finished.emit(result)
 
 
-def start_worker(job: Job, parent: QObject, threads: int | None = None) -> tuple[EngineWorker, QThread]:
+def start_worker(job: Job, parent: QObject, threads: int | None = None,
+                 background: bool = False) -> tuple[EngineWorker, QThread]:
     """Create a worker and its thread, wire finished/failed -> quit -> deleteLater, and start it."""
     thread = QThread(parent)
-    worker = EngineWorker(job, threads)
+    worker = EngineWorker(job, threads, background)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     # quit() is thread-safe: called directly from the worker thread, the thread ends even while the GUI

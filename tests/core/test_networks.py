@@ -81,6 +81,25 @@ def test_discriminator_one_logit_per_image(shape):
         assert torch.isfinite(out).all()
 
 
+def test_discriminator_histogram_shows_a_faint_brightness_change():
+    """A 5% brighter ring moves the intensity histogram's mass up a bin; the gradient reaches the pixels."""
+    shape = (28, 28)
+    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5))
+    image = torch.full((1, 1, *shape), -1.0)
+    image[..., 10:12, 5:25] = 0.7
+    brighter = image.clone()
+    brighter[..., 10:12, 5:25] = 0.8
+    h, hb = d.intensity_histogram(image), d.intensity_histogram(brighter)
+    centres = d.bin_centres
+    top = lambda h: float((h.exp() * centres).sum() / h.exp().sum())  # noqa: E731  mean bin of the histogram
+    assert top(hb) > top(h)
+    torch.testing.assert_close(h[0, 0], hb[0, 0])  # the dark background's bin is unchanged
+    x = image.clone().requires_grad_(True)
+    with torch.enable_grad():
+        d.intensity_histogram(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
 def test_discriminator_minibatch_std_sees_the_batch():
     shape = (28, 28)
     d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5))

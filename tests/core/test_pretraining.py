@@ -255,7 +255,7 @@ def test_export_program_with_shared_noise(circles, tmp_path):
 def test_a_seed_that_used_to_saturate_the_output_keeps_learning(lines):
     """Seed 3 once threw the emulator's tanh into saturation within 20 steps (MSE stuck at 0.096).
 
-    The warm-up and the saturation penalty keep it learning: after 150 steps it is well below.
+    The penalty on saturated pre-tanh outputs keeps it learning: after 150 steps it is well below.
     """
     trainer = Pretrainer(lines, PretrainConfig(iterations=2000, batch_size=64, seed=3), "cpu")
     for _ in range(150):
