@@ -1,24 +1,30 @@
-"""Responsiveness and memory benchmark of the app during a calibration.
+"""Responsiveness, speed and memory benchmark of the app during a calibration.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/bench_gui.py --emulator runs/example/emulator.pt \
-        [--iterations 1500] [--threads N] [--batch N] [--memory]
+        [--iterations 1500] [--repeats 3] [--threads N] [--batch N] [--memory]
 
-1. The engine alone (what `magan calibrate` runs, all cores): Calibrator.run in this process, no GUI.
-2. The same calibration started from the app's Calibration panel, while a 5 ms QTimer measures
-   how late the GUI thread's event loop serves it (latency = lateness of each tick).
-Reports the training loop's iterations per second in both (the loop's own clock, as the result
-file records it), their ratio, the app's rate including result building, and latency percentiles.
+Speed (the default): the same calibration (the app's true images, saved to a file, and the
+Calibration panel's settings) runs, in turns, from the command line (`magan calibrate` in a
+separate process, as a user runs it) and from the app's Calibration panel, ``--repeats`` times
+each, so that drifts of the machine's speed hit both alike.  While the app trains, a 5 ms QTimer
+measures how late the GUI thread's event loop serves it.  Reported: the training loop's
+iterations per second in each run (the loop's own clock, which the result file records), the
+ratio of the medians, the GUI thread's CPU time and the event-loop lateness percentiles.
 
-With --memory the engine-alone run is skipped; the process's resident memory is sampled every
-second of the app's run, and its growth after the first 1,000 iterations is reported.
+With --memory the command-line runs are skipped; the process's resident memory is sampled every
+second of one run in the app, and its growth after the first 1,000 iterations is reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -45,11 +51,10 @@ def main() -> int:
                         help="torch threads of the app's worker, at normal priority (default: the app's choice)")
     parser.add_argument("--snapshot-seconds", type=float, default=None, help="the panels' snapshot interval")
     parser.add_argument("--batch", type=int, default=None, help="calibration batch size (default: the panel's)")
+    parser.add_argument("--repeats", type=int, default=3, help="turns of command line then app (speed)")
     parser.add_argument("--memory", action="store_true", help="measure resident memory instead of speed")
     args = parser.parse_args()
     app = QApplication(sys.argv[:1])  # noqa: F841 (must live while the window does)
-    from magan_gui.core.calibration import Calibrator
-    from magan_gui.core.emulator import TrainedEmulator
     from magan_gui.gui import main_window
     from magan_gui.gui.app import build_window
 
@@ -78,20 +83,25 @@ def main() -> int:
     if args.batch:
         panel.batch.setValue(args.batch)
     config = panel.config()
+    folder = Path(tempfile.mkdtemp(prefix="bench_gui_"))
+    true_path = folder / "true.npz"
+    window.session.true.save_npz(true_path)
 
-    # 1. the engine alone, as `magan calibrate` runs it (all cores)
-    engine_rate = float("nan")
-    if not args.memory:
-        calibrator = Calibrator(window.session.simulator, TrainedEmulator.load(args.emulator),
-                                window.session.true, config, "cpu")
-        engine_rate = args.iterations / calibrator.run().wall_time
-    torch.set_num_threads(os.cpu_count() or 1)
+    def command_line_rate() -> float:
+        """`magan calibrate` with the panel's settings, in its own process; its loop's it/s."""
+        out = folder / "cli.json"
+        subprocess.run([sys.executable, "-m", "magan_gui.cli", "calibrate",
+                        "--simulator", window.session.simulator.name, "--emulator", args.emulator,
+                        "--true", str(true_path), "-o", str(out),
+                        "--iterations", str(args.iterations), "--batch-size", str(config.batch_size),
+                        "--discriminator-on", config.discriminator_on, "--seed", str(config.seed),
+                        "--device", "cpu", "--quiet", "--force"], check=True)
+        return args.iterations / json.loads(out.read_text())["wall_time_s"]
+
     rss: list[tuple[int, float]] = []  # (iteration, MiB)
     sampler = QTimer()
     sampler.setInterval(1000)
     sampler.timeout.connect(lambda: rss.append((panel.progress.value(), resident_mib())))
-
-    # 2. the same run in the app, with the event loop watched
     lateness: list[float] = []
     clock = QElapsedTimer()
     period = 5
@@ -102,39 +112,50 @@ def main() -> int:
     timer = QTimer()
     timer.setInterval(period)
     timer.timeout.connect(tick)
-    clock.start()
-    timer.start()
-    t0, gui_cpu0 = time.perf_counter(), time.thread_time()
-    window.last_error = ""
-    panel.request_start()
-    if args.memory:
-        sampler.start()
-    wait(lambda: (window.session.result is not None and not window.busy) or window.last_error)
-    if window.last_error:
-        print(f"the run in the app failed: {window.last_error}")
-        return 1
-    app_seconds, gui_cpu = time.perf_counter() - t0, time.thread_time() - gui_cpu0
-    app_total_rate = args.iterations / app_seconds
-    app_rate = args.iterations / window.session.result["wall_time_s"]
-    timer.stop()
-    sampler.stop()
-    rss.append((args.iterations, resident_mib()))
-    lat = np.asarray(lateness[5:])
+    gui_cpu = app_seconds = 0.0
+
+    def app_rate() -> float:
+        """The same run from the Calibration panel, with the event loop watched; its loop's it/s."""
+        nonlocal gui_cpu, app_seconds
+        window.session.result = None
+        window.last_error = ""
+        clock.start()
+        timer.start()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        panel.request_start()
+        if args.memory:
+            sampler.start()
+        wait(lambda: (window.session.result is not None and not window.busy) or window.last_error)
+        timer.stop()
+        sampler.stop()
+        if window.last_error:
+            raise SystemExit(f"the run in the app failed: {window.last_error}")
+        app_seconds += time.perf_counter() - t0
+        gui_cpu += time.thread_time() - cpu0
+        return args.iterations / window.session.result["wall_time_s"]
+
     threads, background = main_window.training_threads()
-    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, worker threads "
-          f"{threads}{' at lowered priority' if background else ''}, {args.iterations} calibration iterations, batch {config.batch_size}, "
-          f"a snapshot every {config.snapshot_seconds} s")
+    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}; the app's worker: {threads} threads"
+          f"{' at lowered priority' if background else ''}; {args.iterations} calibration iterations, batch "
+          f"{config.batch_size}, a snapshot every {config.snapshot_seconds} s", flush=True)
     if args.memory:
+        app_rate()
+        rss.append((args.iterations, resident_mib()))
         after = [m for i, m in rss if i >= 1000]
         print(f"resident memory: {rss[0][1]:.0f} MiB at the start of the run, {after[0]:.0f} MiB at iteration "
               f"{next(i for i, _ in rss if i >= 1000)}, at most {max(after):.0f} MiB after it, {rss[-1][1]:.0f} MiB "
               f"at the end: growth after the first 1,000 iterations {max(after) - after[0]:.0f} MiB "
               f"({len(window.calibrate_panel.snapshots)} snapshots kept, {len(panel.metrics_log)} received)")
     else:
-        print(f"training loop: engine alone {engine_rate:.1f} it/s; in the app {app_rate:.1f} it/s "
-              f"({100 * app_rate / engine_rate:.0f}% of the engine alone); in the app including result "
-              f"building {app_total_rate:.1f} it/s")
-    print(f"GUI thread busy (CPU time) {gui_cpu:.1f} s of the app's {app_seconds:.1f} s run "
+        cli, app = [], []
+        for repeat in range(args.repeats):
+            cli.append(command_line_rate())
+            app.append(app_rate())
+            print(f"  turn {repeat + 1}: command line {cli[-1]:.1f} it/s, app {app[-1]:.1f} it/s", flush=True)
+        print(f"training loop, median of {args.repeats}: command line {np.median(cli):.1f} it/s, app "
+              f"{np.median(app):.1f} it/s: the app at {100 * np.median(app) / np.median(cli):.0f}% of the command line")
+    lat = np.asarray(lateness[5:])
+    print(f"GUI thread busy (CPU time) {gui_cpu:.1f} s of the app's {app_seconds:.1f} s of training "
           f"({100 * gui_cpu / app_seconds:.0f}% of one core)")
     print(f"GUI event-loop lateness over {len(lat)} ticks: median {np.median(lat):.1f} ms, "
           f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from .data import TrueImages
 from .emulator import TrainedEmulator, parameters_to_json
 from .networks import Discriminator, Generator, NetworkSizes
@@ -340,14 +340,18 @@ class Calibrator:
 
     def resume_from(self, path: str | Path) -> None:
         """Continue the calibration saved in ``path`` (same simulator, same true images)."""
-        payload = load_checkpoint(path, "calibration")
+        self.restore(load_checkpoint(path, "calibration"), str(path))
+
+    def restore(self, payload: dict[str, Any], source: str = "the saved run") -> None:
+        """Continue the calibration in ``payload`` (a ``checkpoint_payload``); ``source`` names it in errors."""
         meta = json.loads(payload["meta"])
         if meta["parameters"] != parameters_to_json(self.simulator.parameters):
-            raise CheckpointError(f"{path}: was made for other simulator parameters")
+            raise CheckpointError(f"{source}: was made for other simulator parameters")
         if meta["true_sha256"] != self.true.sha256:
-            raise CheckpointError(f"{path}: was made with other true images (checksum differs)")
+            raise CheckpointError(f"{source}: was made with other true images (checksum differs)")
         if int(meta["latent_dim"]) != self.latent_dim:
-            raise CheckpointError(f"{path}: generator latent size {meta['latent_dim']} differs from {self.latent_dim}")
+            raise CheckpointError(f"{source}: generator latent size {meta['latent_dim']} differs from "
+                                  f"{self.latent_dim}")
         try:
             self.generator.load_state_dict(payload["generator"])
             self.generator_avg.load_state_dict(payload["generator_avg"])
@@ -355,9 +359,9 @@ class Calibrator:
             self.opt_g.load_state_dict(payload["opt_generator"])
             self.opt_d.load_state_dict(payload["opt_discriminator"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: does not match this network configuration ({exc})") from exc
-        self.candidates = [(float(d), int(i), state) for (d, i), state
+            raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
+        self.candidates = [(float(d), int(i), {k: v.to(self.device) for k, v in state.items()}) for (d, i), state
                            in zip(meta["candidates"], payload["candidate_generators"])]
-        self.gen.set_state(payload["rng"])
         self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
+        restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
         self.history = json.loads(payload["history"])

@@ -48,3 +48,23 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: expected a {kind} file, found {found!r}")
     return payload
+
+
+def restore_rng(generator: torch.Generator, state: torch.Tensor, fallback_seed: int) -> None:
+    """Continue ``generator``'s random stream from ``state``; a state saved on another kind of device
+    (CPU versus CUDA) cannot be set, and the stream then restarts from ``fallback_seed``."""
+    try:
+        generator.set_state(state)
+    except (RuntimeError, TypeError, ValueError):
+        generator.manual_seed(fallback_seed)
+
+
+def payload_to_cpu(value: Any) -> Any:
+    """A copy of a checkpoint payload with every tensor on the CPU, sharing no storage with training."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: payload_to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(payload_to_cpu(v) for v in value)
+    return value

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
 from .emulator import TrainedEmulator, parameters_to_json
 from .networks import Emulator, NetworkSizes, Siamese
 from .parameters import ParameterSpace
@@ -299,14 +299,17 @@ class Pretrainer:
 
     def resume_from(self, path: str | Path) -> None:
         """Continue the run saved in ``path``: weights, optimisers, RNG, iteration and history."""
-        payload = load_checkpoint(path, "emulator")
+        self.restore(load_checkpoint(path, "emulator"), str(path))
+
+    def restore(self, payload: dict[str, Any], source: str = "the saved run") -> None:
+        """Continue the run in ``payload`` (a ``checkpoint_payload``); ``source`` names it in errors."""
         meta = json.loads(payload["meta"])
         if meta["parameters"] != parameters_to_json(self.simulator.parameters) or \
                 list(meta["image_shape"]) != list(self.simulator.image_shape):
-            raise CheckpointError(f"{path}: was trained for simulator {meta['simulator']!r} with other parameters "
+            raise CheckpointError(f"{source}: was trained for simulator {meta['simulator']!r} with other parameters "
                                   "or image shape; it cannot be resumed with this one")
         if meta["mode"] != self.mode:
-            raise CheckpointError(f"{path}: was trained in mode {meta['mode']!r}, not {self.mode!r}")
+            raise CheckpointError(f"{source}: was trained in mode {meta['mode']!r}, not {self.mode!r}")
         try:
             self.emulator.load_state_dict(payload["emulator"])
             self.opt_e.load_state_dict(payload["opt_emulator"])
@@ -314,8 +317,8 @@ class Pretrainer:
                 self.siamese.load_state_dict(payload["siamese"])
                 self.opt_s.load_state_dict(payload["opt_siamese"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: does not match this network configuration ({exc})") from exc
-        self.gen.set_state(payload["rng"])
+            raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
         self.iteration = int(meta["iteration"])
+        restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
         self.wall_time = float(meta["wall_time"])
         self.history = json.loads(payload["history"])

@@ -27,7 +27,9 @@ class Project:
     """Everything needed to look at a calibration again or run it further.
 
     ``histories`` maps a stage ("pretrain", "calibrate") to ``{"steps": [...], "losses": {name: [...]},
-    "metrics": [[step, {name: value}], ...]}``; ``settings`` maps a stage to its config as a dict.
+    "metrics": [[step, {name: value}], ...]}``; ``settings`` maps a stage to its config as a dict;
+    ``training_state`` maps a stage to its trainer's ``checkpoint_payload()`` (networks, optimisers,
+    random state, iteration), from which that stage's run continues.
     """
 
     simulator_spec: str
@@ -37,6 +39,7 @@ class Project:
     samples: np.ndarray | None = None
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     histories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    training_state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
         """Write the project atomically."""
@@ -53,6 +56,8 @@ class Project:
             payload["emulator"] = self.emulator.payload()
         if self.samples is not None:
             payload["samples"] = torch.from_numpy(np.ascontiguousarray(self.samples, np.float32))
+        if self.training_state:
+            payload["training_state"] = self.training_state
         payload["meta"] = json.dumps(meta)
         save_checkpoint(path, payload)
 
@@ -72,7 +77,11 @@ class Project:
                                   info.get("source", ""), info.get("sha256", ""))
             emulator = TrainedEmulator.from_payload(payload["emulator"]) if "emulator" in payload else None
             samples = payload["samples"].numpy() if "samples" in payload else None
+            state = payload.get("training_state", {})
+            if not isinstance(state, dict) or any(stage not in ("pretrain", "calibrate") or not isinstance(v, dict)
+                                                  for stage, v in state.items()):
+                raise CheckpointError(f"{path}: malformed training state")
             return Project(meta["simulator_spec"], true, emulator, meta.get("result"), samples,
-                           meta.get("settings", {}), meta.get("histories", {}))
+                           meta.get("settings", {}), meta.get("histories", {}), state)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: incomplete project file ({exc})") from exc

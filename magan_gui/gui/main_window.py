@@ -23,7 +23,7 @@ from .panels.results import ResultsPanel
 from .panels.run_panel import RunPanel
 from .panels.true_images import TrueImagesPanel
 from .session import Session
-from .worker import EngineWorker, start_worker, training_threads
+from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training_threads
 
 
 class MainWindow(QMainWindow):
@@ -32,6 +32,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("magan-gui — model-assisted GAN calibration")
+        keep_gui_thread_serial()
         self.settings = settings or QSettings("magan-gui", "magan-gui")
         self.session = Session()
         self.worker: EngineWorker | None = None
@@ -210,6 +211,7 @@ class MainWindow(QMainWindow):
         for panel in (self.pretrain_panel, self.calibrate_panel):
             panel.set_running(busy and panel is self.active)
             panel.start_button.setEnabled(not busy)
+            panel.continue_button.setEnabled(not busy and panel.saved_state is not None)
         self.true_panel.set_busy(busy)
         self.device_box.setEnabled(not busy)
         self.start_action.setEnabled(not busy)
@@ -289,7 +291,8 @@ class MainWindow(QMainWindow):
                           None if s.outcome is None else s.outcome.samples,
                           {"pretrain": asdict(self.pretrain_panel.config()),
                            "calibrate": asdict(self.calibrate_panel.config())},
-                          {"pretrain": self.pretrain_panel.history(), "calibrate": self.calibrate_panel.history()})
+                          {"pretrain": self.pretrain_panel.history(), "calibrate": self.calibrate_panel.history()},
+                          dict(s.training_state))
         try:
             project.save(path)
         except OSError as exc:
@@ -327,7 +330,7 @@ class MainWindow(QMainWindow):
         if project.true is not None:
             self.session.set_true(project.true)
         if project.emulator is not None:
-            self.session.set_emulator(project.emulator, None)
+            self.session.set_emulator(project.emulator, None, project.training_state.get("pretrain"))
         for panel, stage in ((self.pretrain_panel, "pretrain"), (self.calibrate_panel, "calibrate")):
             settings = project.settings.get(stage)
             if settings:
@@ -340,7 +343,7 @@ class MainWindow(QMainWindow):
                                          float(cal.get("image_distance", float("nan"))),
                                          float(project.result.get("wall_time_s", 0.0)), cal.get("history", {}),
                                          bool(cal.get("stopped_early", False)))
-            self.calibrate_panel.show_outcome(outcome, project.result)
+            self.calibrate_panel.show_outcome(outcome, project.result, project.training_state.get("calibrate"))
         self.statusBar().showMessage(f"opened project {path}", 8000)
         return True
 

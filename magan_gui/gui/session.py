@@ -27,6 +27,8 @@ class Session(QObject):
         self.emulator_path: str | None = None
         self.outcome: Any = None
         self.result: dict[str, Any] | None = None
+        # the last pretraining's and calibration's resumable state (``checkpoint_payload``), by stage
+        self.training_state: dict[str, dict[str, Any]] = {}
         self.device = "cpu"
 
     def set_simulator(self, simulator: Any, spec: str) -> None:
@@ -55,12 +57,25 @@ class Session(QObject):
         self.set_result(None, None)
         self.true_changed.emit(true)
 
-    def set_emulator(self, emulator: TrainedEmulator | None, path: str | None = None) -> None:
-        """A newly trained or loaded emulator."""
+    def set_emulator(self, emulator: TrainedEmulator | None, path: str | None = None,
+                     state: dict[str, Any] | None = None) -> None:
+        """A newly trained or loaded emulator, with its pretraining ``state`` when it can be trained further.
+
+        A calibration state belongs to the emulator it ran through, so it is dropped.
+        """
         self.emulator, self.emulator_path = emulator, path
+        self._keep_state("pretrain", state)
+        self._keep_state("calibrate", None)
         self.emulator_changed.emit(emulator)
 
-    def set_result(self, outcome: Any, result: dict[str, Any] | None) -> None:
-        """A finished calibration's outcome and result document."""
+    def set_result(self, outcome: Any, result: dict[str, Any] | None, state: dict[str, Any] | None = None) -> None:
+        """A finished calibration's outcome and result document, with its state for continuing it."""
         self.outcome, self.result = outcome, result
+        self._keep_state("calibrate", state)
         self.result_changed.emit(result)
+
+    def _keep_state(self, stage: str, state: dict[str, Any] | None) -> None:
+        if state is None:
+            self.training_state.pop(stage, None)
+        else:
+            self.training_state[stage] = state

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from magan_gui.core.checkpoints import CheckpointError, save_checkpoint
+from magan_gui.core.checkpoints import CheckpointError, payload_to_cpu, restore_rng, save_checkpoint
+from magan_gui.core.pretraining import Pretrainer
 from magan_gui.core.project import Project
+
+from ..conftest import tiny_pretrain_config
 
 
 def test_round_trip_keeps_images_emulator_result_and_histories(lines_true, tiny_emulator, tmp_path):
@@ -56,3 +59,39 @@ def test_refuses_code_other_kinds_and_other_formats(tmp_path):
     save_checkpoint(future, {"kind": "project", "meta": '{"format": "magan-project/99", "simulator_spec": "lines"}'})
     with pytest.raises(CheckpointError, match="unknown project format"):
         Project.load(future)
+
+
+def test_training_state_round_trips_and_a_run_continues_from_it(lines, tmp_path):
+    """A project keeps a stopped pretraining's state; a new trainer continues it to the same result."""
+    config = tiny_pretrain_config(iterations=20, mode="pixel", eval_every=10)
+    straight = Pretrainer(lines, config, "cpu", "lines")
+    straight.run()
+    first = Pretrainer(lines, config, "cpu", "lines")
+    for _ in range(10):        # a run stopped half-way
+        first.step()
+    state = payload_to_cpu(first.checkpoint_payload())
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(state["emulator"].values(),
+                                                            first.emulator.state_dict().values()))
+    path = tmp_path / "stopped.magan"
+    Project("lines", training_state={"pretrain": state}).save(path)
+
+    second = Pretrainer(lines, config, "cpu", "lines")
+    second.restore(Project.load(path).training_state["pretrain"], "the project")
+    assert second.iteration == 10
+    second.run()
+    for a, b in zip(second.emulator.parameters(), straight.emulator.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_malformed_training_state_is_refused(tmp_path):
+    path = tmp_path / "odd.magan"
+    save_checkpoint(path, {"kind": "project", "meta": '{"format": "magan-project/1", "simulator_spec": "lines"}',
+                           "training_state": {"elsewhere": {}}})
+    with pytest.raises(CheckpointError, match="malformed training state"):
+        Project.load(path)
+
+
+def test_a_random_state_from_another_device_restarts_the_stream_from_the_seed():
+    gen = torch.Generator()
+    restore_rng(gen, torch.zeros(3, dtype=torch.uint8), fallback_seed=7)   # not a CPU generator's state
+    assert torch.equal(torch.rand(4, generator=gen), torch.rand(4, generator=torch.Generator().manual_seed(7)))

@@ -13,12 +13,14 @@ from collections.abc import Callable  # noqa: E402
 
 import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget  # noqa: E402
 
 import magan_gui.gui.main_window as main_window_module  # noqa: E402
 from magan_gui.gui.app import build_window  # noqa: E402
 from magan_gui.gui.main_window import MainWindow  # noqa: E402
+from magan_gui.gui.worker import CORES  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -80,6 +82,13 @@ def check_top_level_leaks(qapp):
             w.deleteLater()
         flush_events()
         pytest.fail(f"visible top-level widgets left behind: {', '.join(names)}")
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """A window makes the test's thread (its GUI thread) serial; later tests get every core back."""
+    yield
+    torch.set_num_threads(CORES)
 
 
 @pytest.fixture()

@@ -169,6 +169,29 @@ def test_pretraining_runs_and_the_scrubber_looks_back(qtbot, window, wait_run):
     assert scrubber.label.text().endswith("(live)") and panel.losses.limit_step is None
 
 
+def test_pretraining_continues_where_the_last_run_ended(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    assert not panel.continue_button.isEnabled()          # nothing to continue yet
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=60000):
+        click(qtbot, panel.start_button)
+    wait_run(window)
+    click(qtbot, panel.continue_button)                   # still 30 iterations asked for: refused, said why
+    assert not window.busy
+    assert any("already has 30 iterations" in t for t in close_message_boxes(window))
+    panel.iterations.setValue(2 * TINY)
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=60000) as blocker:
+        click(qtbot, panel.continue_button)
+    wait_run(window)
+    assert blocker.args[0].meta["iteration"] == 2 * TINY
+    assert np.array_equal(panel.losses.steps, np.arange(1, 2 * TINY + 1)), "the curves go on, nothing drawn twice"
+    assert panel.progress.value() == 2 * TINY and "done: 60 iterations" in panel.status.text()
+    # a new emulator from elsewhere cannot be "continued" as if it were this run
+    window.session.set_emulator(blocker.args[0], "elsewhere.pt")
+    assert not panel.continue_button.isEnabled()
+
+
 def test_pause_resume_and_stop(qtbot, window, wait_run):
     panel = window.pretrain_panel
     window.tabs.setCurrentWidget(panel)
@@ -387,7 +410,16 @@ def test_save_and_reopen_a_project(qtbot, calibrated, make_window, tmp_path):
     assert float(panel.table.item(0, 0).text()) == pytest.approx(old.result["parameters"][0]["mean"], rel=1e-3)
     assert panel.iterations.value() == TINY
     assert "best mean" in other.results_panel.summary.toPlainText()
-    # the reopened calibration can be run further
+    # the reopened calibration continues where it ended; the emulator was loaded, not trained, here
+    assert not other.pretrain_panel.continue_button.isEnabled()
+    panel.iterations.setValue(2 * TINY)
+    other.tabs.setCurrentWidget(panel)
+    click(qtbot, panel.continue_button)
+    qtbot.waitUntil(lambda: s.result is not None and s.result["calibration"]["iterations"] == 2 * TINY
+                    and not other.busy, timeout=60000)
+    assert panel.losses.steps[-1] == 2 * TINY
+    assert np.array_equal(panel.losses.steps[:TINY], window.calibrate_panel.losses.steps)
+    # and a fresh calibration still starts from nothing
     calibrate(qtbot, other, lambda w: qtbot.waitUntil(lambda: not w.busy, timeout=60000))
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
 import numpy as np
+import torch
 from PySide6.QtCore import QObject, Slot
 
 from magan_gui.core.progress import Snapshot
-from magan_gui.gui.worker import merge_losses, start_worker
+from magan_gui.gui.worker import CORES, merge_losses, start_worker, training_threads
 
 N = 400  # snapshots a fake job sends
 
@@ -234,3 +237,30 @@ def test_thread_ends_while_the_gui_thread_waits_for_it(qtbot):
     assert h.thread.wait(10000), "the thread did not end while the GUI thread was blocked in wait()"
     assert time.perf_counter() - t0 < 5
     qtbot.waitUntil(lambda: h.thread_done, timeout=10000)
+
+
+def test_training_gets_every_core_at_a_lower_priority_than_the_gui(qtbot):
+    """The app's thread policy: on Linux all cores at a raised nice value, elsewhere one core left free."""
+    seen: dict[str, int] = {}
+    gate = threading.Event()
+
+    def job(observe, control):
+        gate.wait(30)        # until the test has connected its slots
+        seen["threads"] = torch.get_num_threads()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if hasattr(os, "getpriority") else 0
+        return "done"
+
+    holder = QObject()
+    threads, background = training_threads()
+    worker, thread = start_worker(job, holder, threads, background)
+    results, ended = [], []
+    worker.finished.connect(results.append)
+    thread.finished.connect(lambda: ended.append(True))   # the thread deletes itself once finished
+    gate.set()
+    qtbot.waitUntil(lambda: bool(results) and bool(ended), timeout=10000)
+    if sys.platform.startswith("linux"):
+        assert background and threads == CORES
+        assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    else:
+        assert not background and threads == max(1, CORES - 1)
+    assert seen["threads"] == threads

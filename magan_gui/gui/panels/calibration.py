@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig, Calibrator
+from ...core.checkpoints import payload_to_cpu
 from ...core.presets import apply_preset, load_preset
 from ...core.results import build_result
 from ..session import Session
@@ -126,7 +127,7 @@ class CalibrationPanel(RunPanel):
         base.discriminator_on = self.disc_input.currentText()
         return self.read_config(base)
 
-    def make_job(self):
+    def make_job(self, resume: bool = False):
         s = self.session
         missing = ("a simulator" if s.simulator is None else "true images" if s.true is None
                    else "an emulator (pretrain or load one)" if s.emulator is None else None)
@@ -139,6 +140,8 @@ class CalibrationPanel(RunPanel):
         except ValueError as exc:
             self.error.emit(str(exc))
             return None
+        if resume and not self.restored(calibrator, "the last calibration"):
+            return None
         simulator, spec, true, emulator, device, path = (s.simulator, s.simulator_spec, s.true, s.emulator,
                                                           s.device, s.emulator_path)
 
@@ -146,7 +149,7 @@ class CalibrationPanel(RunPanel):
             outcome = calibrator.run(observer=observe, control=control)
             result = build_result(simulator, spec, outcome, true, emulator.meta, asdict(config), config.seed,
                                   device, path)
-            return outcome, result
+            return outcome, result, payload_to_cpu(calibrator.checkpoint_payload())
 
         return job
 
@@ -176,15 +179,15 @@ class CalibrationPanel(RunPanel):
             text += f" · image distance {snap.metrics['image_distance']:.4f}"
         return text
 
-    def on_finished(self, outcome_and_result) -> None:
-        outcome, result = outcome_and_result
-        state = "stopped early" if outcome.stopped_early else "done"
-        self.status.setText(f"{state}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
+    def on_finished(self, outcome_result_state) -> None:
+        outcome, result, state = outcome_result_state
+        ending = "stopped early" if outcome.stopped_early else "done"
+        self.status.setText(f"{ending}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
                             f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")
-        self.show_outcome(outcome, result)
+        self.show_outcome(outcome, result, state)
 
-    def show_outcome(self, outcome, result) -> None:
-        """Draw a finished calibration's samples and table and hand it to the session."""
+    def show_outcome(self, outcome, result, state: dict | None = None) -> None:
+        """Draw a finished calibration's samples and table and hand it (and its state) to the session."""
         for i, h in enumerate(self.histograms):
             h.set_samples(outcome.samples[:, i])
         for i, row in enumerate(result["parameters"]):
@@ -193,4 +196,4 @@ class CalibrationPanel(RunPanel):
             if "bias_in_true_std" in row:
                 self._set_cell(i, 4, row["bias_in_true_std"])
                 self._set_cell(i, 5, row["std_ratio"])
-        self.session.set_result(outcome, result)
+        self.session.set_result(outcome, result, state)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.checkpoints import CheckpointError
+from ...core.checkpoints import CheckpointError, payload_to_cpu
 from ...core.emulator import TrainedEmulator
 from ...core.presets import apply_preset, load_preset
 from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, Pretrainer
@@ -100,7 +100,7 @@ class PretrainingPanel(RunPanel):
         base.mode = self.mode.currentText()
         return self.read_config(base)
 
-    def make_job(self):
+    def make_job(self, resume: bool = False):
         simulator = self.session.simulator
         if simulator is None:
             self.error.emit("choose a simulator on the True images panel first")
@@ -111,7 +111,14 @@ class PretrainingPanel(RunPanel):
         except ValueError as exc:
             self.error.emit(str(exc))
             return None
-        return lambda observe, control: trainer.run(observer=observe, control=control)
+        if resume and not self.restored(trainer, "the last pretraining run"):
+            return None
+
+        def job(observe, control):
+            emulator = trainer.run(observer=observe, control=control)
+            return emulator, payload_to_cpu(trainer.checkpoint_payload())
+
+        return job
 
     def draw(self, index: int) -> None:
         snap = self.snapshots[index]
@@ -143,11 +150,12 @@ class PretrainingPanel(RunPanel):
         super().restore_history(history)
         self._draw_fidelity(history.get("metrics", []))
 
-    def on_finished(self, emulator: TrainedEmulator) -> None:
+    def on_finished(self, emulator_and_state: tuple[TrainedEmulator, dict]) -> None:
+        emulator, state = emulator_and_state
         meta = emulator.meta
         self.status.setText(f"done: {meta['iteration']} iterations in {meta['wall_time']:.0f} s, held-out pixel "
                             f"MSE {meta['fidelity_mse']:.5f} — the emulator is ready for calibration")
-        self.session.set_emulator(emulator)
+        self.session.set_emulator(emulator, state=state)
 
     def choose_emulator(self) -> None:
         """Load an emulator file for the current simulator."""

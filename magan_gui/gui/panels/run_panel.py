@@ -59,9 +59,12 @@ class RunPanel(QWidget):
         self.paused = False
 
         self.start_button = QPushButton("Start")
+        self.continue_button = QPushButton("Continue")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
         self.start_button.setToolTip("Start a run with these settings (Ctrl+R)")
+        self.continue_button.setToolTip("Train further from where the last run ended (or the reopened project's "
+                                        "run), up to 'iterations' in all; the curves go on")
         self.pause_button.setToolTip("Pause or resume between two iterations (Ctrl+P)")
         self.stop_button.setToolTip("Stop after the current iteration; what was learned is kept (Ctrl+.)")
         self.progress = QProgressBar()
@@ -76,7 +79,7 @@ class RunPanel(QWidget):
         box = QGroupBox("Settings")
         box.setLayout(self.settings)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button):
+        for b in (self.start_button, self.continue_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
         self.controls = QVBoxLayout()
         self.controls.addWidget(box)
@@ -87,7 +90,10 @@ class RunPanel(QWidget):
         self.controls_widget.setLayout(self.controls)
         self.controls_widget.setMaximumWidth(360)
 
-        self.start_button.clicked.connect(self.request_start)
+        self.start_button.clicked.connect(lambda: self.request_start())
+        self.continue_button.clicked.connect(lambda: self.request_start(resume=True))
+        session.emulator_changed.connect(lambda _: self.set_running(self.running))
+        session.result_changed.connect(lambda _: self.set_running(self.running))
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_requested)
         self.scrubber.moved.connect(self.show_snapshot)
@@ -124,16 +130,38 @@ class RunPanel(QWidget):
         config.seed, config.snapshot_seconds = self.seed.value(), self.snapshot_seconds
         return config
 
-    def request_start(self) -> None:
-        """Build the job from the settings and ask the main window to run it."""
-        job = self.make_job()
+    @property
+    def saved_state(self) -> dict | None:
+        """The resumable state of this stage's last run (or of a reopened project), if any."""
+        return self.session.training_state.get(self.stage)
+
+    def request_start(self, resume: bool = False) -> None:
+        """Build the job from the settings and ask the main window to run it.
+
+        ``resume``: continue the last run (``saved_state``) up to the iterations set; its curves stay.
+        """
+        job = self.make_job(resume)
         if job is None:
             return
-        self.snapshots, self.metrics_log = [], []
-        self.scrubber.reset()
-        self.losses.clear_data()
-        self.progress.setValue(0)
+        if not resume:
+            self.snapshots, self.metrics_log = [], []
+            self.scrubber.reset()
+            self.losses.clear_data()
+            self.progress.setValue(0)
         self.start_requested.emit(job)
+
+    def restored(self, trainer, source: str) -> bool:
+        """Load ``saved_state`` into ``trainer``; False (after saying why) if it cannot continue."""
+        try:
+            trainer.restore(self.saved_state, source)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+            return False
+        if trainer.iteration >= trainer.config.iterations:
+            self.error.emit(f"the last run already has {trainer.iteration} iterations: set iterations above that "
+                            "to continue it")
+            return False
+        return True
 
     def toggle_pause(self) -> None:
         """Pause a running job, or resume a paused one."""
@@ -155,6 +183,7 @@ class RunPanel(QWidget):
         """Enable the buttons that make sense now."""
         self.running = running
         self.start_button.setEnabled(not running)
+        self.continue_button.setEnabled(not running and self.saved_state is not None)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         for i in range(self.settings.rowCount()):
@@ -221,8 +250,11 @@ class RunPanel(QWidget):
             self.status.setText(f"reopened from a project: {int(steps[-1])} iterations logged")
 
     # -- for subclasses -------------------------------------------------------------------------------
-    def make_job(self):
-        """Return callable(observer, control) -> result, or None after emitting an error."""
+    def make_job(self, resume: bool = False):
+        """Return callable(observer, control) -> result, or None after emitting an error.
+
+        ``resume``: the job continues ``saved_state`` instead of starting afresh.
+        """
         raise NotImplementedError
 
     def draw(self, index: int) -> None:
