@@ -95,7 +95,7 @@ def main() -> int:
                         "--true", str(true_path), "-o", str(out),
                         "--iterations", str(args.iterations), "--batch-size", str(config.batch_size),
                         "--discriminator-on", config.discriminator_on, "--seed", str(config.seed),
-                        "--device", "cpu", "--quiet", "--force"], check=True)
+                        "--device", "cpu", "--quiet", "--force"], check=True, stdout=subprocess.DEVNULL)
         return args.iterations / json.loads(out.read_text())["wall_time_s"]
 
     rss: list[tuple[int, float]] = []  # (iteration, MiB)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 
@@ -36,11 +36,18 @@ def main() -> int:
     window.show()
 
     def wait(condition, timeout: float = 1800.0) -> None:
+        """Run the event loop idle, as app.exec() would (a busy processEvents loop would take the CPU and
+        the interpreter lock from training), until ``condition`` holds."""
         start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > timeout:
-                raise TimeoutError("the run took too long")
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.timeout.connect(lambda: (condition() or time.monotonic() - start > timeout) and loop.quit())
+        poll.start(50)
+        if not condition():
+            loop.exec()
+        poll.stop()
+        if not condition():
+            raise TimeoutError("the run took too long")
 
     def shot(tab: int, name: str) -> None:
         window.tabs.setCurrentIndex(tab)
@@ -48,7 +55,7 @@ def main() -> int:
         window.grab().save(str(out / f"{name}.png"))
         print("wrote", out / f"{name}.png")
 
-    wait(lambda: window.session.true is not None)
+    wait(lambda: window.session.true is not None and not window.busy)
     shot(0, "1-true-images")
     window.pretrain_panel.iterations.setValue(args.pretrain_iterations)
     window.calibrate_panel.iterations.setValue(args.calibrate_iterations)

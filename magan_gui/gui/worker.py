@@ -32,7 +32,8 @@ def keep_gui_thread_serial() -> None:
 
     Each thread that runs parallel torch work keeps its own OpenMP thread pool.  A second pool on
     the GUI thread makes libgomp count more threads than cores, and it then stops spin-waiting
-    between the worker's parallel regions, which made training in the app about 10% slower.
+    between the worker's parallel regions, which made training in the app about 10% slower
+    (12.6 against 13.8 it/s in one measurement).
     """
     torch.set_num_threads(1)
 
