@@ -210,8 +210,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText(state)
         for panel in (self.pretrain_panel, self.calibrate_panel):
             panel.set_running(busy and panel is self.active)
-            panel.start_button.setEnabled(not busy)
-            panel.continue_button.setEnabled(not busy and panel.saved_state is not None)
+            panel.set_startable(not busy)
         self.true_panel.set_busy(busy)
         self.device_box.setEnabled(not busy)
         self.start_action.setEnabled(not busy)

@@ -57,6 +57,7 @@ class RunPanel(QWidget):
         self.metrics_log: list[list] = []  # [iteration, metrics] of every snapshot, never thinned
         self.running = False
         self.paused = False
+        self.startable = True  # False while any job runs (this panel's or another's)
 
         self.start_button = QPushButton("Start")
         self.continue_button = QPushButton("Continue")
@@ -92,8 +93,8 @@ class RunPanel(QWidget):
 
         self.start_button.clicked.connect(lambda: self.request_start())
         self.continue_button.clicked.connect(lambda: self.request_start(resume=True))
-        session.emulator_changed.connect(lambda _: self.set_running(self.running))
-        session.result_changed.connect(lambda _: self.set_running(self.running))
+        session.emulator_changed.connect(lambda _: self.set_startable(self.startable))
+        session.result_changed.connect(lambda _: self.set_startable(self.startable))
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_requested)
         self.scrubber.moved.connect(self.show_snapshot)
@@ -182,8 +183,7 @@ class RunPanel(QWidget):
     def set_running(self, running: bool) -> None:
         """Enable the buttons that make sense now."""
         self.running = running
-        self.start_button.setEnabled(not running)
-        self.continue_button.setEnabled(not running and self.saved_state is not None)
+        self.set_startable(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         for i in range(self.settings.rowCount()):
@@ -192,6 +192,12 @@ class RunPanel(QWidget):
                 field.widget().setEnabled(not running)
         if not running:
             self.set_paused(False)
+
+    def set_startable(self, startable: bool) -> None:
+        """Enable Start, and Continue when there is a run to continue; both off while any job runs."""
+        self.startable = startable
+        self.start_button.setEnabled(startable)
+        self.continue_button.setEnabled(startable and self.saved_state is not None)
 
     # -- snapshots ------------------------------------------------------------------------------------
     def on_snapshot(self, snap: Snapshot) -> None:
