@@ -31,7 +31,7 @@ class Harness(QObject):
     The job is held at a gate until every connection is made, so no signal can be missed.
     """
 
-    def __init__(self, job, call_drawn: bool):
+    def __init__(self, job, call_drawn: bool, threads: int | None = None, background: bool = False):
         super().__init__()
         self.call_drawn = call_drawn
         self.snapshots: list[Snapshot] = []
@@ -46,7 +46,7 @@ class Harness(QObject):
                 raise RuntimeError("the test never opened the gate")
             return job(observe, control)
 
-        self.worker, thread = start_worker(gated, self)
+        self.worker, thread = start_worker(gated, self, threads, background)
         self.control = self.worker.control
         self.worker.snapshot.connect(self.on_snapshot)
         self.worker.finished.connect(self.on_finished)
@@ -242,22 +242,15 @@ def test_thread_ends_while_the_gui_thread_waits_for_it(qtbot):
 def test_training_gets_every_core_at_a_lower_priority_than_the_gui(qtbot):
     """The app's thread policy: on Linux all cores at a raised nice value, elsewhere one core left free."""
     seen: dict[str, int] = {}
-    gate = threading.Event()
 
     def job(observe, control):
-        gate.wait(30)        # until the test has connected its slots
         seen["threads"] = torch.get_num_threads()
         seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if hasattr(os, "getpriority") else 0
         return "done"
 
-    holder = QObject()
     threads, background = training_threads()
-    worker, thread = start_worker(job, holder, threads, background)
-    results, ended = [], []
-    worker.finished.connect(results.append)
-    thread.finished.connect(lambda: ended.append(True))   # the thread deletes itself once finished
-    gate.set()
-    qtbot.waitUntil(lambda: bool(results) and bool(ended), timeout=10000)
+    h = Harness(job, call_drawn=True, threads=threads, background=background).go()
+    qtbot.waitUntil(lambda: h.results == ["done"] and h.thread_done, timeout=10000)
     if sys.platform.startswith("linux"):
         assert background and threads == CORES
         assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
