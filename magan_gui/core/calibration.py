@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .checkpoints import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoints import CheckpointError
 from .data import TrueImages
 from .emulator import TrainedEmulator, parameters_to_json
+from .errors import ConfigError
 from .networks import Discriminator, Generator, NetworkSizes
-from .parameters import ParameterSpace
-from .progress import Observer, ProgressLog, RunControl
-from .simulators import check_simulator_output, run_simulator, uses_common_noise
+from .progress import CalibrationSnapshot
+from .simulators import LoadedSimulator
+from .training import TrainingRun, seeded_initialisation, simulate_for_networks, smooth_labels, to_unit_images
 
 DISCRIMINATOR_INPUTS = ("simulated", "emulated")
 
@@ -64,19 +62,19 @@ class CalibrationConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """Raise ValueError with a clear sentence for settings that cannot work."""
+        """Raise ConfigError with a clear sentence for settings that cannot work."""
         if self.discriminator_on not in DISCRIMINATOR_INPUTS:
-            raise ValueError(f"discriminator input must be 'simulated' or 'emulated', got {self.discriminator_on!r}")
+            raise ConfigError(f"discriminator input must be 'simulated' or 'emulated', got {self.discriminator_on!r}")
         for name in ("iterations", "batch_size", "eval_every", "eval_samples", "n_samples", "grid_rows",
                      "pool_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.discriminator_optimizer not in ("sgd", "adam"):
-            raise ValueError(f"discriminator optimizer must be 'sgd' or 'adam', got {self.discriminator_optimizer!r}")
+            raise ConfigError(f"discriminator optimizer must be 'sgd' or 'adam', got {self.discriminator_optimizer!r}")
         if not 0.0 <= self.lr_decay_start <= 1.0 or not 0.0 < self.lr_final_factor <= 1.0:
-            raise ValueError("lr_decay_start must be in [0, 1] and lr_final_factor in (0, 1]")
+            raise ConfigError("lr_decay_start must be in [0, 1] and lr_final_factor in (0, 1]")
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
 
 
 @dataclass
@@ -92,52 +90,49 @@ class CalibrationOutcome:
     stopped_early: bool = False
 
 
-def _labels(n: int, real: bool, flip: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    u = torch.rand(n, generator=gen, device=device)
-    flipped = torch.rand(n, generator=gen, device=device) < flip
-    is_real = flipped ^ real
-    return torch.where(is_real, 0.7 + 0.5 * u, 0.3 * u)
+class Calibrator(TrainingRun[CalibrationOutcome]):
+    """One calibration run against a set of true images; resumable from its checkpoint file.
 
+    The constructor simulates the evaluation reference: with a slow simulator, build it where
+    waiting does no harm (the app does so in its worker thread).
+    """
 
-class Calibrator:
-    """One calibration run against a set of true images; resumable from its checkpoint file."""
+    stage = "calibrate"
+    snapshot_type = CalibrationSnapshot
+    eval_steps_key = "eval_step"
+    checkpoint_kind = "calibration"
 
-    def __init__(self, simulator: Any, emulator: TrainedEmulator, true: TrueImages, config: CalibrationConfig,
-                 device: torch.device | str = "cpu"):
-        config.validate()
-        self.simulator, self.config, self.device = simulator, config, torch.device(device)
-        self.space = ParameterSpace(simulator.parameters)
+    def __init__(self, simulator: LoadedSimulator, emulator: TrainedEmulator, true: TrueImages,
+                 config: CalibrationConfig, device: torch.device | str = "cpu"):
+        super().__init__(config, device)
+        self.simulator, self.space = simulator, simulator.space
         if [p.name for p in emulator.parameters] != self.space.names:
-            raise ValueError(f"the emulator was trained for parameters {[p.name for p in emulator.parameters]}, "
-                             f"the simulator has {self.space.names}")
+            raise ConfigError(f"the emulator was trained for parameters {[p.name for p in emulator.parameters]}, "
+                              f"the simulator has {self.space.names}")
         if tuple(emulator.image_shape) != tuple(simulator.image_shape):
-            raise ValueError(f"the emulator makes {emulator.image_shape} images, the simulator "
-                             f"{tuple(simulator.image_shape)}")
+            raise ConfigError(f"the emulator makes {emulator.image_shape} images, the simulator "
+                              f"{tuple(simulator.image_shape)}")
         if true.shape != tuple(simulator.image_shape):
-            raise ValueError(f"true images are {true.shape}, the simulator makes {tuple(simulator.image_shape)}")
+            raise ConfigError(f"true images are {true.shape}, the simulator makes {tuple(simulator.image_shape)}")
         self.true = true
         self.emulator = emulator.to(self.device)
         for p in self.emulator.net.parameters():
             p.requires_grad_(False)
-        self.common_noise = uses_common_noise(simulator)
         self.true_images = torch.from_numpy(np.ascontiguousarray(true.images)).to(self.device).unsqueeze(1) * 2 - 1
-        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
-        torch.manual_seed(config.seed)
         n_params = len(self.space)
         self.latent_dim = config.latent_dim or max(8, 2 * n_params)
         sizes = NetworkSizes.for_image(simulator.image_shape)
-        self.generator = Generator(n_params, self.latent_dim, sizes.hidden).to(self.device)
-        self.generator_avg = copy.deepcopy(self.generator).requires_grad_(False)
-        self.discriminator = Discriminator(simulator.image_shape, sizes).to(self.device)
+        with seeded_initialisation(config.seed):
+            self.generator = Generator(n_params, self.latent_dim, sizes.hidden).to(self.device)
+            self.generator_avg = copy.deepcopy(self.generator).requires_grad_(False)
+            self.discriminator = Discriminator(simulator.image_shape, sizes).to(self.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator, betas=(0.5, 0.999))
         if config.discriminator_optimizer == "adam":
             self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator,
                                           betas=(0.5, 0.999))
         else:
             self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=config.lr_discriminator, momentum=0.9)
-        self.iteration = 0
-        self.wall_time = 0.0
-        self.history: dict[str, list[float]] = {"eval_step": [], "image_distance": []}
+        self.history = {"eval_step": [], "image_distance": []}
         # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
         self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
         self._prepare_evaluation()
@@ -145,17 +140,13 @@ class Calibrator:
     # -- sampling -------------------------------------------------------------------------------------
     def _noise(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The simulator's shared noise and the emulator's latent for n images (None when unused)."""
-        noise = self.simulator.sample_noise(n, generator=gen, device=self.device) if self.common_noise else None
+        noise = self.simulator.sample_noise(n, generator=gen, device=self.device)
         latent = (torch.randn(n, self.emulator.net.latent_dim, generator=gen, device=self.device)
                   if self.emulator.net.latent_dim else None)
         return noise, latent
 
     def _simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        physical = self.space.to_physical(normalised)
-        images = run_simulator(self.simulator, physical, noise)
-        if self.iteration == 0:
-            check_simulator_output(self.simulator, physical, images)
-        return images.unsqueeze(1) * 2.0 - 1.0
+        return simulate_for_networks(self.simulator, normalised, noise, check=self.iteration == 0)
 
     def _real_batch(self, n: int) -> torch.Tensor:
         idx = torch.randint(0, self.true_images.shape[0], (n,), generator=self.gen, device=self.device)
@@ -197,12 +188,11 @@ class Calibrator:
         return float(d_mean + d_std)
 
     @torch.no_grad()
-    def grid(self) -> dict[str, np.ndarray]:
-        """Images simulated from generated parameters beside random true images, [0, 1]."""
+    def grid(self) -> np.ndarray:
+        """Images simulated from the averaged generator's parameters, (rows, H, W) in [0, 1]."""
         params = self.generator_avg(self.grid_z)
         noise = None if self.eval_noise is None else self.eval_noise[:params.shape[0]]
-        generated = ((self._simulate(params, noise).squeeze(1) + 1) * 0.5).clamp(0, 1).cpu().numpy()
-        return {"generated": generated, "true": self.grid_true}
+        return to_unit_images(self._simulate(params, noise)).numpy()
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
@@ -230,9 +220,9 @@ class Calibrator:
                         else self.emulator.net(p_fake, noise, latent))
             real = self._real_batch(n)
             d_loss = (F.binary_cross_entropy_with_logits(self.discriminator(real),
-                                                         _labels(n, True, cfg.label_flip, self.gen, self.device))
+                                                         smooth_labels(n, True, cfg.label_flip, self.gen, self.device))
                       + F.binary_cross_entropy_with_logits(self.discriminator(fake),
-                                                           _labels(n, False, cfg.label_flip, self.gen, self.device)))
+                                                           smooth_labels(n, False, cfg.label_flip, self.gen, self.device)))
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -252,7 +242,8 @@ class Calibrator:
         self.iteration += 1
         return {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
 
-    def _evaluate(self) -> float:
+    def evaluate(self) -> None:
+        """Measure the averaged generator's image distance and keep it if it is among the best."""
         distance = self.image_distance()
         self.history["eval_step"].append(self.iteration)
         self.history["image_distance"].append(distance)
@@ -260,7 +251,6 @@ class Calibrator:
         self.candidates.append((distance, self.iteration, state))
         self.candidates.sort(key=lambda c: (not self._in_pool_window(c[1]), c[0]))
         del self.candidates[self.config.pool_size:]
-        return distance
 
     def _in_pool_window(self, iteration: int) -> bool:
         return iteration >= self.config.pool_from * self.config.iterations
@@ -276,53 +266,20 @@ class Calibrator:
         samples = np.concatenate(parts)
         return samples[np.random.default_rng(seed).permutation(n)]
 
-    def _snapshot_content(self, latest: dict[str, float]) -> dict[str, Any]:
-        samples = self.sample(self.config.snapshot_samples, seed=self.config.seed + 1)
-        metrics = dict(latest)
-        for i, name in enumerate(self.space.names):
-            metrics[f"mean/{name}"] = float(samples[:, i].mean())
-            metrics[f"std/{name}"] = float(samples[:, i].std(ddof=1))
-        return {"metrics": metrics, "images": self.grid(), "params": {"samples": samples}}
+    def snapshot_fields(self, result: CalibrationOutcome | None = None) -> dict[str, Any]:
+        """Samples of the averaged generator (of the pooled result, at the end) and the image grid."""
+        n = self.config.snapshot_samples
+        samples = result.samples[:n] if result is not None else self.sample(n, seed=self.config.seed + 1)
+        distances = self.history["image_distance"]
+        return {"image_distance": distances[-1] if distances else None, "parameter_names": self.space.names,
+                "samples": samples, "generated": self.grid(), "true": self.grid_true}
 
-    def run(self, observer: Observer | None = None, control: RunControl | None = None,
-            checkpoint_path: str | Path | None = None, snapshot_at: Collection[int] = ()) -> CalibrationOutcome:
-        """Train until ``config.iterations`` (or a stop) and return the best-match samples.
-
-        ``snapshot_at`` adds snapshots at those iterations (the fixed columns of a Fig. 5-style grid).
-        """
-        cfg = self.config
-        log = ProgressLog("calibrate", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
-        wall0, last_ckpt = self.wall_time, time.perf_counter()
-        latest: dict[str, float] = {}
-        stopped = False
-        while self.iteration < cfg.iterations:
-            if control is not None and not control.proceed():
-                stopped = True
-                break
-            log.log(self.iteration + 1, **self.step())
-            self.wall_time = wall0 + log.elapsed
-            if self.iteration % cfg.eval_every == 0:
-                latest["image_distance"] = self._evaluate()
-            if log.due(self.iteration):
-                log.emit(self.iteration, **self._snapshot_content(latest))
-            if checkpoint_path and time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
-                save_checkpoint(checkpoint_path, self.checkpoint_payload())
-                last_ckpt = time.perf_counter()
-        if not self.history["eval_step"] or self.history["eval_step"][-1] != self.iteration:
-            latest["image_distance"] = self._evaluate()
-        if checkpoint_path:
-            save_checkpoint(checkpoint_path, self.checkpoint_payload())
-        samples = self._pooled_samples(cfg.n_samples, seed=cfg.seed + 2)
-        outcome = CalibrationOutcome(samples=samples, iteration=self.iteration,
-                                     chosen_iterations=sorted(c[1] for c in self.candidates),
-                                     image_distance=float(np.mean([c[0] for c in self.candidates])),
-                                     wall_time=self.wall_time,
-                                     history=dict(self.history), stopped_early=stopped)
-        if observer is not None:
-            content = self._snapshot_content(latest)
-            content["params"]["samples"] = samples[:cfg.snapshot_samples]
-            log.emit(self.iteration, final=True, **content)
-        return outcome
+    def finish(self, stopped: bool) -> CalibrationOutcome:
+        """Pool the best evaluated generators' samples into the result."""
+        return CalibrationOutcome(samples=self._pooled_samples(self.config.n_samples, seed=self.config.seed + 2),
+                                  iteration=self.iteration, chosen_iterations=sorted(c[1] for c in self.candidates),
+                                  image_distance=float(np.mean([c[0] for c in self.candidates])),
+                                  wall_time=self.wall_time, history=dict(self.history), stopped_early=stopped)
 
     # -- files ----------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -331,16 +288,11 @@ class Calibrator:
                 "iteration": self.iteration, "wall_time": self.wall_time, "true_sha256": self.true.sha256,
                 "candidates": [(c[0], c[1]) for c in self.candidates],
                 "latent_dim": self.latent_dim}
-        return {"kind": "calibration", "meta": json.dumps(meta), "history": json.dumps(self.history),
+        return {"kind": "calibration", "meta": json.dumps(meta), **self.progress_state(),
                 "generator": self.generator.state_dict(), "generator_avg": self.generator_avg.state_dict(),
                 "candidate_generators": [c[2] for c in self.candidates],
                 "discriminator": self.discriminator.state_dict(),
-                "opt_generator": self.opt_g.state_dict(), "opt_discriminator": self.opt_d.state_dict(),
-                "rng": self.gen.get_state()}
-
-    def resume_from(self, path: str | Path) -> None:
-        """Continue the calibration saved in ``path`` (same simulator, same true images)."""
-        self.restore(load_checkpoint(path, "calibration"), str(path))
+                "opt_generator": self.opt_g.state_dict(), "opt_discriminator": self.opt_d.state_dict()}
 
     def restore(self, payload: dict[str, Any], source: str = "the saved run") -> None:
         """Continue the calibration in ``payload`` (a ``checkpoint_payload``); ``source`` names it in errors."""
@@ -362,6 +314,4 @@ class Calibrator:
             raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
         self.candidates = [(float(d), int(i), {k: v.to(self.device) for k, v in state.items()}) for (d, i), state
                            in zip(meta["candidates"], payload["candidate_generators"])]
-        self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
-        restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
-        self.history = json.loads(payload["history"])
+        self.restore_progress(meta, payload)

@@ -6,32 +6,25 @@ and loaded with ``torch.load(weights_only=True)``, which refuses arbitrary pickl
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .errors import MaganError
+from .files import write_atomically
 
-class CheckpointError(ValueError):
+
+class CheckpointError(MaganError, ValueError):
     """A checkpoint file is missing, corrupt, unsafe or of the wrong kind."""
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically: a crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomically(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:

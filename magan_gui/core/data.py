@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .parameters import ParameterSpace
-from .simulators import check_simulator_output, run_simulator
+from .errors import MaganError
+from .simulators import LoadedSimulator
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-class DataError(ValueError):
+class DataError(MaganError, ValueError):
     """True images could not be loaded or were refused; the message says what was found."""
 
 
@@ -67,13 +67,13 @@ class TrueImages:
             np.savez_compressed(fh, **arrays)
 
 
-def make_closure_set(simulator: Any, mean: Sequence[float], std: Sequence[float], n: int,
+def make_closure_set(simulator: LoadedSimulator, mean: Sequence[float], std: Sequence[float], n: int,
                      seed: int = 0, device: torch.device | str = "cpu", batch: int = 4096) -> TrueImages:
     """Simulate n true images with parameters drawn per image from independent Gaussians.
 
     This is the paper's closure test: the true parameters are kept with the images.
     """
-    space = ParameterSpace(simulator.parameters)
+    space = simulator.space
     p = len(space)
     if len(mean) != p or len(std) != p:
         raise DataError(f"simulator {simulator.name!r} has {p} parameters ({', '.join(space.names)}); "
@@ -89,12 +89,8 @@ def make_closure_set(simulator: Any, mean: Sequence[float], std: Sequence[float]
     chunks = []
     for start in range(0, n, batch):
         chunk = params[start:start + batch]
-        noise = None
-        if getattr(simulator, "stochastic", False) and callable(getattr(simulator, "sample_noise", None)):
-            noise = simulator.sample_noise(chunk.shape[0], generator=gen, device=device)
-        images = run_simulator(simulator, chunk, noise)
-        check_simulator_output(simulator, chunk, images)
-        chunks.append(images.cpu())
+        noise = simulator.sample_noise(chunk.shape[0], generator=gen, device=device)
+        chunks.append(simulator.simulate(chunk, noise, check=True).cpu())
     desc = f"closure test: {simulator.name}, mean={list(mean)}, std={list(std)}, n={n}, seed={seed}"
     return TrueImages(torch.cat(chunks).numpy(), params.cpu().numpy(), space.names, desc)
 

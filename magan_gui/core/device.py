@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from .errors import MaganError
 
-class DeviceError(ValueError):
+
+class DeviceError(MaganError, ValueError):
     """The requested device is not available here."""
 
 

@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .checkpoints import CheckpointError, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoints import CheckpointError
 from .emulator import TrainedEmulator, parameters_to_json
+from .errors import ConfigError
 from .networks import Emulator, NetworkSizes, Siamese
-from .parameters import ParameterSpace
-from .progress import Observer, ProgressLog, RunControl
-from .simulators import check_simulator_output, run_simulator, uses_common_noise
+from .progress import PretrainSnapshot
+from .simulators import LoadedSimulator
+from .training import TrainingRun, seeded_initialisation, simulate_for_networks, smooth_labels, to_unit_images
 
 PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
 LATENT_DIM_BLACK_BOX = 8
@@ -56,92 +53,77 @@ class PretrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        """Raise ValueError with a clear sentence for settings that cannot work."""
+        """Raise ConfigError with a clear sentence for settings that cannot work."""
         if self.mode not in PRETRAIN_MODES:
-            raise ValueError(f"pretraining mode must be one of {', '.join(PRETRAIN_MODES)}, got {self.mode!r}")
+            raise ConfigError(f"pretraining mode must be one of {', '.join(PRETRAIN_MODES)}, got {self.mode!r}")
         for name in ("iterations", "batch_size", "heldout", "eval_every", "grid_rows"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr_emulator <= 0 or self.lr_siamese <= 0 or self.width <= 0:
-            raise ValueError("learning rates and width must be positive")
+            raise ConfigError("learning rates and width must be positive")
 
 
-def _smooth_labels(n: int, positive: bool, flip: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Paper's label smoothing: U(0.7, 1.2) for 'same/true', U(0, 0.3) for 'different/fake', some flipped."""
-    u = torch.rand(n, generator=gen, device=device)
-    flipped = torch.rand(n, generator=gen, device=device) < flip
-    same = torch.where(flipped, torch.zeros_like(u, dtype=torch.bool), torch.ones_like(u, dtype=torch.bool))
-    is_pos = same if positive else ~same
-    return torch.where(is_pos, 0.7 + 0.5 * u, 0.3 * u)
-
-
-class Pretrainer:
+class Pretrainer(TrainingRun[TrainedEmulator]):
     """One pretraining run; resumable from the emulator file it writes.
 
     Parameters
     ----------
-    simulator : object
-        A validated simulator (see ``load_simulator``).
+    simulator : LoadedSimulator
+        A checked simulator (see ``load_simulator``).
     config : PretrainConfig
         Settings.
     device : torch.device
         Where networks and the built-in simulators run.
-    simulator_spec : str
-        How the simulator was named, recorded in the emulator file.
+
+    The constructor simulates the held-out set (``config.heldout`` images): with a slow
+    simulator, build it where waiting does no harm (the app does so in its worker thread).
     """
 
-    def __init__(self, simulator: Any, config: PretrainConfig, device: torch.device | str = "cpu",
-                 simulator_spec: str | None = None):
-        config.validate()
-        self.simulator, self.config, self.device = simulator, config, torch.device(device)
-        self.spec = simulator_spec or simulator.name
-        self.space = ParameterSpace(simulator.parameters)
-        self.common_noise = uses_common_noise(simulator)
-        black_box_stochastic = bool(getattr(simulator, "stochastic", False)) and not self.common_noise
+    stage = "pretrain"
+    snapshot_type = PretrainSnapshot
+    eval_steps_key = "fidelity_step"
+    checkpoint_kind = "emulator"
+
+    def __init__(self, simulator: LoadedSimulator, config: PretrainConfig, device: torch.device | str = "cpu"):
+        super().__init__(config, device)
+        self.simulator, self.space = simulator, simulator.space
+        self.common_noise = simulator.shares_noise
+        black_box_stochastic = simulator.stochastic and not self.common_noise
         self.mode = config.mode
         if self.mode == "auto":
             self.mode = "siamese" if black_box_stochastic else "pixel"
         if black_box_stochastic and self.mode == "pixel":
-            raise ValueError(f"simulator {simulator.name!r} is stochastic and cannot share its random draws, so a "
-                             "pixel loss would only learn the average image; use --mode siamese")
+            raise ConfigError(f"simulator {simulator.name!r} is stochastic and cannot share its random draws, so a "
+                              "pixel loss would only learn the average image; use --mode siamese")
         self.sizes = NetworkSizes.for_image(simulator.image_shape, config.width)
-        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
-        torch.manual_seed(config.seed)  # weight initialisation
-        self.emulator = Emulator(len(self.space), simulator.image_shape, self.sizes, noise_image=self.common_noise,
-                                 latent_dim=LATENT_DIM_BLACK_BOX if black_box_stochastic else 0).to(self.device)
+        with seeded_initialisation(config.seed):
+            self.emulator = Emulator(len(self.space), simulator.image_shape, self.sizes,
+                                     noise_image=self.common_noise,
+                                     latent_dim=LATENT_DIM_BLACK_BOX if black_box_stochastic else 0).to(self.device)
+            self.siamese = self.opt_s = None
+            if self.mode.startswith("siamese"):
+                self.siamese = Siamese(simulator.image_shape, self.sizes).to(self.device)
         self.opt_e = torch.optim.Adam(self.emulator.parameters(), lr=config.lr_emulator,
                                       betas=(0.5, 0.999) if self.mode != "pixel" else (0.9, 0.999))
-        self.siamese = self.opt_s = None
-        if self.mode.startswith("siamese"):
-            self.siamese = Siamese(simulator.image_shape, self.sizes).to(self.device)
+        if self.siamese is not None:
             self.opt_s = torch.optim.SGD(self.siamese.parameters(), lr=config.lr_siamese, momentum=0.9)
-        self.iteration = 0
-        self.wall_time = 0.0
-        self.history: dict[str, list[float]] = {"fidelity_step": [], "fidelity_mse": [], "fidelity_time": []}
+        self.history = {"fidelity_step": [], "fidelity_mse": [], "fidelity_time": []}
         self._make_fixed_sets()
 
     # -- data -----------------------------------------------------------------------------------------
     def _draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Random normalised parameters, with the noise image / latent the emulator takes."""
         r = torch.rand(n, len(self.space), generator=gen, device=self.device) * 2.0 - 1.0
-        noise = (self.simulator.sample_noise(n, generator=gen, device=self.device) if self.common_noise else None)
+        noise = self.simulator.sample_noise(n, generator=gen, device=self.device)
         latent = (torch.randn(n, self.emulator.latent_dim, generator=gen, device=self.device)
                   if self.emulator.latent_dim else None)
         return r, noise, latent
-
-    def _simulate(self, r: torch.Tensor, noise: torch.Tensor | None, check: bool = False) -> torch.Tensor:
-        """Simulated images in [-1, 1], (N, 1, H, W)."""
-        physical = self.space.to_physical(r)
-        images = run_simulator(self.simulator, physical, noise)
-        if check:
-            check_simulator_output(self.simulator, physical, images)
-        return images.unsqueeze(1) * 2.0 - 1.0
 
     def _make_fixed_sets(self) -> None:
         """Held-out parameters for fidelity and the grid rows: fixed by the seed, never trained on."""
         gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
         self.heldout = self._draw(self.config.heldout, gen)
-        self.heldout_images = self._simulate(self.heldout[0], self.heldout[1], check=True)
+        self.heldout_images = simulate_for_networks(self.simulator, self.heldout[0], self.heldout[1], check=True)
         rows = self.config.grid_rows
         self.grid_inputs = tuple(None if t is None else t[:rows] for t in self.heldout)
         self.grid_simulated = self.heldout_images[:rows]
@@ -158,13 +140,22 @@ class Pretrainer:
             total += float(((out - self.heldout_images[sl]) ** 2).sum())
         return total / self.heldout_images.numel()
 
+    def evaluate(self) -> None:
+        """Record the held-out fidelity now."""
+        self.history["fidelity_step"].append(self.iteration)
+        self.history["fidelity_mse"].append(self.fidelity())
+        self.history["fidelity_time"].append(self.wall_time)
+
     @torch.no_grad()
-    def grid(self) -> dict[str, np.ndarray]:
-        """Emulator and simulator images of the fixed grid rows, [0, 1] float32."""
+    def snapshot_fields(self, result: TrainedEmulator | None = None) -> dict[str, Any]:
+        """Latest fidelity and the emulator and simulator images of the fixed grid rows."""
         r, noise, latent = self.grid_inputs
-        emulated = self.emulator(r, noise, latent)
-        to01 = lambda x: ((x.squeeze(1) + 1.0) * 0.5).clamp(0, 1).float().cpu().numpy()  # noqa: E731
-        return {"emulated": to01(emulated), "simulated": to01(self.grid_simulated)}
+        h = self.history
+        return {"fidelity_mse": h["fidelity_mse"][-1] if h["fidelity_mse"] else None,
+                "fidelity_iteration": h["fidelity_step"][-1] if h["fidelity_step"] else None,
+                "emulated": to_unit_images(self.emulator(r, noise, latent)).numpy(),
+                "simulated": to_unit_images(self.grid_simulated).numpy(),
+                "grid_params": self.space.to_physical(r).cpu().numpy()}
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
@@ -180,22 +171,22 @@ class Pretrainer:
         for group in self.opt_e.param_groups:
             group["lr"] = cfg.lr_emulator * self._lr_factor()
         r, noise, latent = self._draw(cfg.batch_size, self.gen)
-        simulated = self._simulate(r, noise, check=self.iteration == 0)
+        simulated = simulate_for_networks(self.simulator, r, noise, check=self.iteration == 0)
         losses: dict[str, torch.Tensor] = {}
         if self.siamese is not None:
             # Siamese step: (T, T') is "same", (T, E) is "different"
-            if self.common_noise or not getattr(self.simulator, "stochastic", False):
+            if self.common_noise or not self.simulator.stochastic:
                 twin = simulated
             else:
-                twin = self._simulate(r, None)
+                twin = simulate_for_networks(self.simulator, r, None)
             with torch.no_grad():
                 emulated = self.emulator(r, noise, latent)
             n = r.shape[0]
             s_loss = (F.binary_cross_entropy_with_logits(self.siamese(simulated, twin),
-                                                         _smooth_labels(n, True, cfg.label_flip, self.gen, self.device))
+                                                         smooth_labels(n, True, cfg.label_flip, self.gen, self.device))
                       + F.binary_cross_entropy_with_logits(self.siamese(simulated, emulated),
-                                                           _smooth_labels(n, False, cfg.label_flip, self.gen,
-                                                                          self.device)))
+                                                           smooth_labels(n, False, cfg.label_flip, self.gen,
+                                                                         self.device)))
             self.opt_s.zero_grad(set_to_none=True)
             s_loss.backward()
             self.opt_s.step()
@@ -224,56 +215,17 @@ class Pretrainer:
         self.iteration += 1
         return losses
 
-    def run(self, observer: Observer | None = None, control: RunControl | None = None,
-            checkpoint_path: str | Path | None = None, snapshot_at: Collection[int] = ()) -> TrainedEmulator:
-        """Train until ``config.iterations`` (or a stop); report snapshots; return the emulator.
+    def set_training(self, training: bool) -> None:
+        self.emulator.train(training)
 
-        ``snapshot_at`` adds snapshots at those iterations (the fixed columns of a Fig. 4-style
-        grid).  With ``checkpoint_path`` the emulator file is rewritten atomically every
-        ``checkpoint_seconds`` and at the end, so an interrupted run can resume from it.
-        """
-        cfg = self.config
-        log = ProgressLog("pretrain", cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
-        wall0, last_ckpt = self.wall_time, time.perf_counter()
-        latest: dict[str, float] = {}
-        self.emulator.train()
-        while self.iteration < cfg.iterations:
-            if control is not None and not control.proceed():
-                break
-            losses = self.step()
-            log.log(self.iteration, **losses)
-            self.wall_time = wall0 + log.elapsed
-            if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
-                latest["fidelity_mse"] = self.fidelity()
-                latest["fidelity_iteration"] = self.iteration
-                self.history["fidelity_step"].append(self.iteration)
-                self.history["fidelity_mse"].append(latest["fidelity_mse"])
-                self.history["fidelity_time"].append(self.wall_time)
-            if log.due(self.iteration):
-                log.emit(self.iteration, metrics=dict(latest), images=self.grid(),
-                         params={"grid": self.space.to_physical(self.grid_inputs[0]).cpu().numpy()})
-            if checkpoint_path and time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
-                save_checkpoint(checkpoint_path, self.checkpoint_payload())
-                last_ckpt = time.perf_counter()
-        if not self.history["fidelity_step"] or self.history["fidelity_step"][-1] != self.iteration:
-            latest["fidelity_mse"] = self.fidelity()
-            latest["fidelity_iteration"] = self.iteration
-            self.history["fidelity_step"].append(self.iteration)
-            self.history["fidelity_mse"].append(latest["fidelity_mse"])
-            self.history["fidelity_time"].append(self.wall_time)
-        self.emulator.eval()
-        if checkpoint_path:
-            save_checkpoint(checkpoint_path, self.checkpoint_payload())
-        if observer is not None:
-            log.emit(self.iteration, final=True, metrics=dict(latest), images=self.grid(),
-                     params={"grid": self.space.to_physical(self.grid_inputs[0]).cpu().numpy()})
+    def finish(self, stopped: bool) -> TrainedEmulator:
         return self.trained_emulator()
 
     # -- files ----------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         """JSON-able description of the emulator and how it was trained."""
         fid = self.history["fidelity_mse"]
-        return {"simulator": self.simulator.name, "simulator_spec": self.spec,
+        return {"simulator": self.simulator.name, "simulator_spec": self.simulator.spec,
                 "parameters": parameters_to_json(self.simulator.parameters),
                 "image_shape": list(self.simulator.image_shape), "sizes": asdict(self.sizes),
                 "noise_image": self.emulator.noise_image, "latent_dim": self.emulator.latent_dim,
@@ -290,16 +242,12 @@ class Pretrainer:
         payload: dict[str, Any] = {
             "kind": "emulator", "meta": json.dumps(self.meta()),
             "emulator": self.emulator.state_dict(), "opt_emulator": self.opt_e.state_dict(),
-            "history": json.dumps(self.history), "rng": self.gen.get_state(),
+            **self.progress_state(),
         }
         if self.siamese is not None:
             payload["siamese"] = self.siamese.state_dict()
             payload["opt_siamese"] = self.opt_s.state_dict()
         return payload
-
-    def resume_from(self, path: str | Path) -> None:
-        """Continue the run saved in ``path``: weights, optimisers, RNG, iteration and history."""
-        self.restore(load_checkpoint(path, "emulator"), str(path))
 
     def restore(self, payload: dict[str, Any], source: str = "the saved run") -> None:
         """Continue the run in ``payload`` (a ``checkpoint_payload``); ``source`` names it in errors."""
@@ -318,7 +266,4 @@ class Pretrainer:
                 self.opt_s.load_state_dict(payload["opt_siamese"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
-        self.iteration = int(meta["iteration"])
-        restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
-        self.wall_time = float(meta["wall_time"])
-        self.history = json.loads(payload["history"])
+        self.restore_progress(meta, payload)

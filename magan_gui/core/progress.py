@@ -56,7 +56,10 @@ class RunControl:
 
 @dataclass
 class Snapshot:
-    """What a loop reports: progress, the losses logged since the previous snapshot, and images.
+    """What a loop reports: progress and the losses logged since the previous snapshot.
+
+    Each stage sends its own subclass (``PretrainSnapshot``, ``CalibrationSnapshot``) with what it
+    evaluated and the images to draw.
 
     Attributes
     ----------
@@ -71,13 +74,7 @@ class Snapshot:
     loss_steps : np.ndarray
         Iteration numbers of the new loss values (every iteration is kept, none sampled).
     losses : dict of str to np.ndarray
-        New loss values, aligned with ``loss_steps``.
-    metrics : dict of str to float
-        Latest evaluation numbers (fidelity MSE, image distance, best-match means...).
-    images : dict of str to np.ndarray
-        Image grids in [0, 1], each (rows, H, W) float32.
-    params : dict of str to np.ndarray
-        Parameter arrays in physical units: grid parameters, generator samples.
+        New loss values by loss name, aligned with ``loss_steps``.
     final : bool
         True for the last snapshot of a run.
     """
@@ -90,10 +87,79 @@ class Snapshot:
     rate: float
     loss_steps: np.ndarray
     losses: dict[str, np.ndarray]
-    metrics: dict[str, float] = field(default_factory=dict)
-    images: dict[str, np.ndarray] = field(default_factory=dict)
-    params: dict[str, np.ndarray] = field(default_factory=dict)
     final: bool = False
+
+    def metrics(self) -> dict[str, float]:
+        """The evaluation numbers as a flat name -> value dict, the form project files keep."""
+        return {}
+
+
+@dataclass
+class PretrainSnapshot(Snapshot):
+    """Pretraining progress: held-out fidelity and the emulator-versus-simulator grid.
+
+    Attributes
+    ----------
+    fidelity_mse : float or None
+        Latest held-out pixel MSE (images in [-1, 1]); None before the first evaluation.
+    fidelity_iteration : int or None
+        The iteration that evaluation was made at.
+    emulated, simulated : np.ndarray
+        (rows, H, W) images in [0, 1] of the fixed grid parameter sets.
+    grid_params : np.ndarray
+        (rows, P) those parameter sets, physical units.
+    """
+
+    fidelity_mse: float | None = None
+    fidelity_iteration: int | None = None
+    emulated: np.ndarray | None = None
+    simulated: np.ndarray | None = None
+    grid_params: np.ndarray | None = None
+
+    def metrics(self) -> dict[str, float]:
+        if self.fidelity_mse is None:
+            return {}
+        return {"fidelity_mse": self.fidelity_mse, "fidelity_iteration": self.fidelity_iteration}
+
+
+@dataclass
+class CalibrationSnapshot(Snapshot):
+    """Calibration progress: the averaged generator's samples, image distance and image grid.
+
+    Attributes
+    ----------
+    image_distance : float or None
+        Latest per-pixel mean/std distance between simulated and true images.
+    parameter_names : list of str
+        Column names of ``samples``.
+    samples : np.ndarray
+        (n, P) parameter sets from the generator, physical units.
+    generated, true : np.ndarray
+        (rows, H, W) images in [0, 1]: simulated from generated parameters, and true ones.
+    """
+
+    image_distance: float | None = None
+    parameter_names: list[str] = field(default_factory=list)
+    samples: np.ndarray | None = None
+    generated: np.ndarray | None = None
+    true: np.ndarray | None = None
+
+    @property
+    def means(self) -> np.ndarray:
+        """Per-parameter mean of ``samples``."""
+        return self.samples.mean(axis=0)
+
+    @property
+    def stds(self) -> np.ndarray:
+        """Per-parameter standard deviation of ``samples``."""
+        return self.samples.std(axis=0, ddof=1)
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {} if self.image_distance is None else {"image_distance": self.image_distance}
+        if self.samples is not None:
+            for name, mean, std in zip(self.parameter_names, self.means, self.stds):
+                out[f"mean/{name}"], out[f"std/{name}"] = float(mean), float(std)
+        return out
 
 
 Observer = Callable[[Snapshot], None]
@@ -147,11 +213,12 @@ class ProgressLog:
         (t_a, i_a), (t_b, i_b) = self._rate_window[0], self._rate_window[-1]
         return (i_b - i_a) / (t_b - t_a) if t_b > t_a and i_b > i_a else 0.0
 
-    def emit(self, iteration: int, final: bool = False, **content) -> Snapshot:
-        """Build a snapshot with the losses gathered since the last one and send it to the observer."""
+    def emit(self, iteration: int, final: bool = False, kind: type[Snapshot] = Snapshot, **content) -> Snapshot:
+        """Build a snapshot of type ``kind`` (its own fields in ``content``) with the losses gathered
+        since the last one, and send it to the observer."""
         rate = self.rate(iteration)
         left = max(0, self.iterations - iteration)
-        snap = Snapshot(
+        snap = kind(
             stage=self.stage, iteration=iteration, iterations=self.iterations, elapsed=self.elapsed,
             eta=left / rate if rate > 0 else float("nan"), rate=rate,
             loss_steps=np.asarray(self._steps, dtype=np.int64),
@@ -162,6 +229,14 @@ class ProgressLog:
         if self.observer is not None:
             self.observer(snap)
         return snap
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as '1:05' or '1:02:03'; '--' when unknown."""
+    if not np.isfinite(seconds):
+        return "--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _to_numpy(values: list[float | torch.Tensor]) -> np.ndarray:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,9 @@ import torch
 
 from .calibration import CalibrationOutcome
 from .data import TrueImages
-from .parameters import ParameterSpace
-from .simulators import run_simulator, uses_common_noise
+from .errors import OutputError
+from .files import refuse_existing, write_atomically
+from .simulators import LoadedSimulator
 
 RESULT_FORMAT = "magan-result/1"
 QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
@@ -25,8 +24,7 @@ QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 WEAK_EFFECT_L2 = 0.25
 
 
-class ResultExistsError(FileExistsError):
-    """Refused to overwrite an existing result file."""
+ResultExistsError = OutputError  # the name earlier versions raised for a refused overwrite
 
 
 def software_versions() -> dict[str, str]:
@@ -38,7 +36,7 @@ def software_versions() -> dict[str, str]:
 
 
 @torch.no_grad()
-def parameter_effects(simulator: Any, samples: np.ndarray, device: torch.device | str = "cpu",
+def parameter_effects(simulator: LoadedSimulator, samples: np.ndarray, device: torch.device | str = "cpu",
                       n: int = 256, seed: int = 0) -> tuple[np.ndarray, float]:
     """How much each parameter shows in the images.
 
@@ -49,28 +47,27 @@ def parameter_effects(simulator: Any, samples: np.ndarray, device: torch.device 
     gen = torch.Generator(device=device).manual_seed(seed)
     base = torch.as_tensor(samples[:n], dtype=torch.float32, device=device)
     std = torch.as_tensor(samples.std(axis=0), dtype=torch.float32, device=device)
-    common = uses_common_noise(simulator)
-    noise = simulator.sample_noise(base.shape[0], generator=gen, device=device) if common else None
-    reference = run_simulator(simulator, base, noise)
+    noise = simulator.sample_noise(base.shape[0], generator=gen, device=device)
+    reference = simulator.simulate(base, noise)
     effects = []
     for i in range(base.shape[1]):
         shifted = base.clone()
         shifted[:, i] += std[i]
-        diff = run_simulator(simulator, shifted, noise) - reference
+        diff = simulator.simulate(shifted, noise) - reference
         effects.append(float(diff.flatten(1).norm(dim=1).mean()))
     noise_l2 = 0.0
-    if getattr(simulator, "stochastic", False):
-        other = simulator.sample_noise(base.shape[0], generator=gen, device=device) if common else None
-        noise_l2 = float((run_simulator(simulator, base, other) - reference).flatten(1).norm(dim=1).mean())
+    if simulator.stochastic:
+        other = simulator.sample_noise(base.shape[0], generator=gen, device=device)
+        noise_l2 = float((simulator.simulate(base, other) - reference).flatten(1).norm(dim=1).mean())
     return np.asarray(effects), noise_l2
 
 
-def build_result(simulator: Any, spec: str, outcome: CalibrationOutcome, true: TrueImages,
+def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: TrueImages,
                  emulator_meta: dict[str, Any], config: dict[str, Any], seed: int, device: torch.device | str,
                  emulator_path: str | None = None, effects: tuple[np.ndarray, float] | None = None
                  ) -> dict[str, Any]:
     """Assemble the result document (DESIGN.md's result file, plus statistics and provenance)."""
-    space = ParameterSpace(simulator.parameters)
+    space = simulator.space
     samples = outcome.samples
     mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
     quantiles = np.percentile(samples, QUANTILES, axis=0)
@@ -103,7 +100,7 @@ def build_result(simulator: Any, spec: str, outcome: CalibrationOutcome, true: T
     corr = np.corrcoef(samples, rowvar=False) if len(space) > 1 else np.ones((1, 1))
     return {
         "format": RESULT_FORMAT,
-        "simulator": simulator.name, "simulator_spec": spec,
+        "simulator": simulator.name, "simulator_spec": simulator.spec,
         "parameters": rows,
         "correlation": {"names": space.names, "matrix": np.round(corr, 6).tolist()},
         "n_samples": int(samples.shape[0]),
@@ -127,31 +124,16 @@ def samples_path_for(result_path: str | Path) -> Path:
     return result_path.with_name(result_path.stem + ".samples.csv")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_result(path: str | Path, result: dict[str, Any], samples: np.ndarray, overwrite: bool = False) -> Path:
     """Write the result JSON and its samples CSV; refuse to replace existing files unless ``overwrite``."""
     path = Path(path)
     csv_path = samples_path_for(path)
-    if not overwrite:
-        for p in (path, csv_path):
-            if p.exists():
-                raise ResultExistsError(f"{p} already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_existing(path, csv_path, force=overwrite)
     names = [row["name"] for row in result["parameters"]]
     lines = [",".join(names)] + [",".join(f"{v:.7g}" for v in row) for row in samples]
-    _write_atomic(csv_path, "\n".join(lines) + "\n")
+    write_atomically(csv_path, "\n".join(lines) + "\n")
     result = dict(result, samples_csv=csv_path.name)
-    _write_atomic(path, json.dumps(result, indent=2) + "\n")
+    write_atomically(path, json.dumps(result, indent=2) + "\n")
     return csv_path
 
 

@@ -1,10 +1,15 @@
-"""Simulators: the paper's two case studies as built-ins, user plugins, and their validation.
+"""Simulators: the plugin contract, the paper's two case studies as built-ins, and loading.
 
-A simulator is any object with ``name``, ``image_shape``, ``parameters``, ``stochastic`` and
-``simulate(params)``, see DESIGN.md.  A stochastic simulator may also offer common random
-numbers: ``sample_noise(n, generator, device)`` returns its random draws and
-``simulate(params, noise=...)`` uses them.  The engine then feeds the same draws to the
-emulator, which turns the stochastic map into a deterministic one it can learn by regression.
+The contract is declared as two protocols: ``Simulator`` (``name``, ``image_shape``,
+``parameters``, ``stochastic`` and ``simulate(params)``, see DESIGN.md) and
+``NoiseSharingSimulator``, a stochastic simulator that also offers its random numbers:
+``sample_noise(n, generator, device)`` returns its draws and ``simulate(params, noise=...)`` uses
+them.  The engine then feeds the same draws to the emulator, which turns the stochastic map into
+a deterministic one it can learn by regression.
+
+``load_simulator`` checks a user's object once and wraps it in a ``LoadedSimulator``: the one
+place that knows how to call it (with shared noise or not) and turns what it returns into float32
+images on the training device.  The user's object is never modified.
 """
 
 from __future__ import annotations
@@ -13,18 +18,20 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from .errors import MaganError
 from .parameters import Parameter, ParameterSpace
 
 # Width (Gaussian sigma, in pixels) of the drawn line and ring: sub-pixel positions stay visible.
 _STROKE_SIGMA = 0.6
 
 
-class SimulatorError(ValueError):
+class SimulatorError(MaganError, ValueError):
     """A simulator could not be loaded or broke its contract; the message is one sentence for the user."""
 
 
@@ -33,6 +40,40 @@ def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Te
     xs = torch.arange(width, dtype=torch.float32, device=device)
     ys = torch.arange(height - 1, -1, -1, dtype=torch.float32, device=device)
     return xs.view(1, 1, width), ys.view(1, height, 1)
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """What a simulator plugin provides (DESIGN.md, "Simulator plugin").
+
+    ``simulate`` takes float32 parameters (N, P) in physical units, in the column order of
+    ``parameters``, and returns (N, H, W) images in [0, 1] as a torch.Tensor or NumPy array.
+    ``name`` and ``stochastic`` may be left out: the spec names the simulator, and it is taken
+    as deterministic.
+    """
+
+    image_shape: tuple[int, int]
+    parameters: Sequence[Parameter]
+
+    def simulate(self, params: torch.Tensor) -> torch.Tensor | np.ndarray:
+        """Images (N, H, W) in [0, 1] for parameters (N, P)."""
+        ...
+
+
+@runtime_checkable
+class NoiseSharingSimulator(Simulator, Protocol):
+    """A stochastic simulator that lets the engine draw its random numbers (common random numbers)."""
+
+    stochastic: bool
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+        """The random draws of n images, as ``simulate(params, noise=...)`` takes them."""
+        ...
+
+    def simulate(self, params: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor | np.ndarray:
+        """Images for parameters (N, P); the given draws, or fresh ones when ``noise`` is None."""
+        ...
 
 
 class LinesSimulator:
@@ -54,6 +95,8 @@ class LinesSimulator:
         Parameter("x_steps", low=6.0, high=12.0, unit="px", default=8.0),
     ]
     stochastic = False
+    # the paper's closure-test population (Table I): per-parameter means, then stds
+    example_population = ((1.5, 10.0, 0.5, 9.0), (0.3, 0.5, 0.1, 0.5))
 
     def simulate(self, params: torch.Tensor) -> torch.Tensor:
         """Draw (N, 28, 28) images in [0, 1] from (N, 4) parameters, vectorised on params' device."""
@@ -86,6 +129,8 @@ class CirclesSimulator:
         Parameter("b", low=0.5, high=1.2, unit="", default=0.8),
     ]
     stochastic = True
+    # the paper's closure-test population (Table II): per-parameter means, then stds
+    example_population = ((18.0, 18.0, 8.0, 0.15, 0.9), (0.8, 0.8, 0.5, 0.05, 0.05))
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu") -> torch.Tensor:
@@ -107,85 +152,114 @@ class CirclesSimulator:
 
 BUILTIN_SIMULATORS: dict[str, type] = {"lines": LinesSimulator, "circles": CirclesSimulator}
 
-# The paper's closure-test populations (Tables I and II): (means, stds) per built-in simulator.
-PAPER_TRUTH: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "lines": ((1.5, 10.0, 0.5, 9.0), (0.3, 0.5, 0.1, 0.5)),
-    "circles": ((18.0, 18.0, 8.0, 0.15, 0.9), (0.8, 0.8, 0.5, 0.05, 0.05)),
-}
 
+class LoadedSimulator:
+    """A checked simulator, as the engine uses it: the user's object behind one calling convention.
 
-def uses_common_noise(simulator: Any) -> bool:
-    """True when a stochastic simulator lets the engine supply its random draws."""
-    return bool(getattr(simulator, "stochastic", False)) and callable(getattr(simulator, "sample_noise", None))
+    Everything the engine asks of a simulator is answered here once: its name, shape and
+    parameters, whether it is stochastic and whether it shares its random numbers; ``simulate``
+    always returns float32 (N, H, W) tensors on the parameters' device and turns a plugin's
+    exception into a SimulatorError.  The wrapped object is ``plugin``, never modified.
 
-
-def run_simulator(simulator: Any, params: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Call ``simulator.simulate`` and return float32 (N, H, W) on params' device.
-
-    Accepts a NumPy result from plugins; a plugin's exception becomes a SimulatorError.
+    Attributes
+    ----------
+    plugin : object
+        The user's simulator (or a built-in, or a TrainedEmulator acting as one).
+    spec : str
+        How it was named: a built-in name or ``path/to/file.py:ClassName``.
+    name : str
+        Its ``name`` attribute, or the spec when it has none.
+    shares_noise : bool
+        True when it is stochastic and offers ``sample_noise``: the engine supplies its draws.
+    example_population : tuple or None
+        (means, stds) of a built-in's example closure test (the paper's population).
     """
-    name = getattr(simulator, "name", type(simulator).__name__)
-    try:
-        out = simulator.simulate(params, noise=noise) if noise is not None else simulator.simulate(params)
-    except SimulatorError:
-        raise
-    except Exception as exc:  # a plugin may raise anything; the user needs one sentence
-        raise SimulatorError(f"simulator {name!r} raised {type(exc).__name__} in simulate(): {exc}") from exc
-    if isinstance(out, np.ndarray):
-        out = torch.from_numpy(np.ascontiguousarray(out))
-    if not isinstance(out, torch.Tensor):
-        raise SimulatorError(f"simulator {name!r}: simulate() returned {type(out).__name__}, "
-                             "expected a torch.Tensor or NumPy array")
-    return out.to(device=params.device, dtype=torch.float32)
+
+    def __init__(self, plugin: Simulator, spec: str):
+        self.plugin, self.spec = plugin, spec
+        name = getattr(plugin, "name", None)
+        self.name: str = name if isinstance(name, str) and name else spec
+        shape = plugin.image_shape
+        self.image_shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self.parameters: list[Parameter] = list(plugin.parameters)
+        self.space = ParameterSpace(self.parameters)
+        self.stochastic = bool(getattr(plugin, "stochastic", False))
+        self.shares_noise = self.stochastic and callable(getattr(plugin, "sample_noise", None))
+        self.example_population = getattr(plugin, "example_population", None)
+
+    def __repr__(self) -> str:
+        return f"LoadedSimulator({self.spec!r})"
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """The simulator's random draws for n images, or None when it does not share them."""
+        if not self.shares_noise:
+            return None
+        return self.plugin.sample_noise(n, generator=generator, device=device)
+
+    def simulate(self, params: torch.Tensor, noise: torch.Tensor | None = None, check: bool = False) -> torch.Tensor:
+        """Float32 (N, H, W) images on params' device; ``check`` also verifies shape and range."""
+        try:
+            out = self.plugin.simulate(params, noise=noise) if noise is not None else self.plugin.simulate(params)
+        except SimulatorError:
+            raise
+        except Exception as exc:  # a plugin may raise anything; the user needs one sentence
+            raise SimulatorError(f"simulator {self.name!r} raised {type(exc).__name__} in simulate(): {exc}") from exc
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(np.ascontiguousarray(out))
+        if not isinstance(out, torch.Tensor):
+            raise SimulatorError(f"simulator {self.name!r}: simulate() returned {type(out).__name__}, "
+                                 "expected a torch.Tensor or NumPy array")
+        device = params.device if isinstance(params, torch.Tensor) else torch.device("cpu")
+        out = out.to(device=device, dtype=torch.float32)
+        if check:
+            self.check_output(params, out)
+        return out
+
+    def check_output(self, params: torch.Tensor, images: torch.Tensor) -> None:
+        """Raise SimulatorError if a batch breaks the contract: shape, NaN, or pixels outside [0, 1]."""
+        expected = (params.shape[0], *self.image_shape)
+        if tuple(images.shape) != expected:
+            raise SimulatorError(f"simulator {self.name!r}: simulate() returned shape {tuple(images.shape)}, "
+                                 f"expected {expected} (N, height, width)")
+        if not torch.isfinite(images).all():
+            bad = int((~torch.isfinite(images)).sum())
+            raise SimulatorError(f"simulator {self.name!r}: simulate() returned {bad} NaN or infinite pixels")
+        lo, hi = float(images.min()), float(images.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise SimulatorError(f"simulator {self.name!r}: simulate() returned pixels in [{lo:.3g}, {hi:.3g}], "
+                                 "expected values in [0, 1]")
 
 
-def check_simulator_output(simulator: Any, params: torch.Tensor, images: torch.Tensor) -> None:
-    """Raise SimulatorError if a batch breaks the contract: shape, NaN, or pixels outside [0, 1]."""
-    name = getattr(simulator, "name", type(simulator).__name__)
-    expected = (params.shape[0], *tuple(simulator.image_shape))
-    if tuple(images.shape) != expected:
-        raise SimulatorError(f"simulator {name!r}: simulate() returned shape {tuple(images.shape)}, "
-                             f"expected {expected} (N, height, width)")
-    if not torch.isfinite(images).all():
-        bad = int((~torch.isfinite(images)).sum())
-        raise SimulatorError(f"simulator {name!r}: simulate() returned {bad} NaN or infinite pixels")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise SimulatorError(f"simulator {name!r}: simulate() returned pixels in [{lo:.3g}, {hi:.3g}], "
-                             "expected values in [0, 1]")
-
-
-def validate_simulator(simulator: Any, label: str) -> Any:
-    """Check a simulator's attributes and one small batch; return it, or raise SimulatorError."""
+def check_simulator(plugin: object, label: str) -> LoadedSimulator:
+    """Check a simulator's attributes and one small batch; return it wrapped, or raise SimulatorError."""
+    if isinstance(plugin, LoadedSimulator):
+        return plugin
     for attr in ("image_shape", "parameters", "simulate"):
-        if not hasattr(simulator, attr):
+        if not hasattr(plugin, attr):
             raise SimulatorError(f"simulator {label!r} has no attribute {attr!r} "
                                  "(see the plugin contract in the README)")
-    if not isinstance(getattr(simulator, "name", None), str):
-        simulator.name = label
-    if not callable(simulator.simulate):
+    if not callable(plugin.simulate):
         raise SimulatorError(f"simulator {label!r}: simulate must be a method")
-    shape = simulator.image_shape
+    shape = plugin.image_shape
     if (not isinstance(shape, (tuple, list)) or len(shape) != 2
             or not all(isinstance(v, int) and v >= 8 for v in shape)):
         raise SimulatorError(f"simulator {label!r}: image_shape must be (height, width) integers >= 8, got {shape!r}")
-    simulator.image_shape = (int(shape[0]), int(shape[1]))
-    params = simulator.parameters
+    params = plugin.parameters
     if not isinstance(params, (list, tuple)) or not params or not all(isinstance(p, Parameter) for p in params):
         raise SimulatorError(f"simulator {label!r}: parameters must be a non-empty list of magan_gui.Parameter")
     names = [p.name for p in params]
     if len(set(names)) != len(names):
         raise SimulatorError(f"simulator {label!r}: parameter names must be unique, got {names}")
-    if not hasattr(simulator, "stochastic"):
-        simulator.stochastic = False
-    probe = ParameterSpace(params).sample_uniform(4, generator=torch.Generator().manual_seed(0))
-    probe[0] = ParameterSpace(params).defaults
-    check_simulator_output(simulator, probe, run_simulator(simulator, probe))
+    simulator = LoadedSimulator(plugin, label)
+    probe = simulator.space.sample_uniform(4, generator=torch.Generator().manual_seed(0))
+    probe[0] = simulator.space.defaults
+    simulator.simulate(probe, check=True)
     return simulator
 
 
-def load_simulator(spec: str) -> Any:
-    """Load and validate a simulator from a built-in name or ``path/to/file.py:ClassName``.
+def load_simulator(spec: str) -> LoadedSimulator:
+    """Load and check a simulator from a built-in name or ``path/to/file.py:ClassName``.
 
     Raises SimulatorError with one sentence naming the plugin for every way it can be wrong.
     """
@@ -193,7 +267,7 @@ def load_simulator(spec: str) -> Any:
         raise SimulatorError("no simulator given: use a built-in name (lines, circles) or path/to/file.py:ClassName")
     spec = spec.strip()
     if spec in BUILTIN_SIMULATORS:
-        return validate_simulator(BUILTIN_SIMULATORS[spec](), spec)
+        return check_simulator(BUILTIN_SIMULATORS[spec](), spec)
     path_text, sep, class_name = spec.rpartition(":")
     if not sep or not path_text or not class_name:
         raise SimulatorError(f"unknown simulator {spec!r}: use one of {', '.join(BUILTIN_SIMULATORS)} "
@@ -217,8 +291,7 @@ def load_simulator(spec: str) -> Any:
     if cls is None:
         raise SimulatorError(f"simulator file {str(path)!r} defines no {class_name!r}")
     try:
-        simulator = cls() if inspect.isclass(cls) else cls
+        plugin = cls() if inspect.isclass(cls) else cls
     except Exception as exc:
         raise SimulatorError(f"simulator {spec!r} could not be created: {type(exc).__name__}: {exc}") from exc
-    return validate_simulator(simulator, spec)
-
+    return check_simulator(plugin, spec)

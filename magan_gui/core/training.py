@@ -1,0 +1,193 @@
+"""The training-run skeleton that pretraining and calibration share, and the pieces of GAN
+training both use.
+
+``TrainingRun.run`` owns the loop: run control (pause, stop), the per-iteration loss log, the
+evaluation cadence, rate-bounded progress snapshots, the checkpoint timer, the final evaluation
+and checkpoint.  A stage subclasses it and keeps only its own mathematics in named hooks:
+``step`` (one iteration), ``evaluate``, ``snapshot_fields`` (what its snapshots carry),
+``finish`` (what the run returns) and ``checkpoint_payload`` / ``restore``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import torch
+
+from .checkpoints import load_checkpoint, restore_rng, save_checkpoint
+from .progress import Observer, ProgressLog, RunControl, Snapshot
+from .simulators import LoadedSimulator
+
+Result = TypeVar("Result")
+
+
+class RunConfig(Protocol):
+    """The settings every training stage has (``PretrainConfig``, ``CalibrationConfig``)."""
+
+    iterations: int
+    eval_every: int
+    snapshot_seconds: float
+    checkpoint_seconds: float
+    seed: int
+
+    def validate(self) -> None:
+        """Raise ConfigError for settings that cannot work."""
+        ...
+
+
+@contextmanager
+def seeded_initialisation(seed: int):
+    """Initialise networks from ``seed`` without touching the process's random state.
+
+    torch's layers draw their initial weights from the global generator; forking it keeps a run
+    reproducible from its own seed and leaves other code's random numbers alone.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def smooth_labels(n: int, positive: bool, flip: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The paper's noisy labels: U(0.7, 1.2) for real / same, U(0, 0.3) for fake / different, a
+    fraction ``flip`` of them swapped."""
+    u = torch.rand(n, generator=gen, device=device)
+    flipped = torch.rand(n, generator=gen, device=device) < flip
+    return torch.where(flipped ^ positive, 0.7 + 0.5 * u, 0.3 * u)
+
+
+def simulate_for_networks(simulator: LoadedSimulator, normalised: torch.Tensor, noise: torch.Tensor | None,
+                          check: bool = False) -> torch.Tensor:
+    """Simulated images as the networks see them: (N, 1, H, W) in [-1, 1], from parameters in [-1, 1]."""
+    images = simulator.simulate(simulator.space.to_physical(normalised), noise, check=check)
+    return images.unsqueeze(1) * 2.0 - 1.0
+
+
+def to_unit_images(images: torch.Tensor) -> torch.Tensor:
+    """Network images (N, 1, H, W) in [-1, 1] as (N, H, W) in [0, 1] on the host, for drawing."""
+    return ((images.squeeze(1) + 1.0) * 0.5).clamp(0, 1).float().cpu()
+
+
+class TrainingRun(Generic[Result]):
+    """One resumable training run: the loop, its snapshots and checkpoints; stages fill in the hooks.
+
+    Attributes
+    ----------
+    config : RunConfig
+        The stage's settings.
+    device : torch.device
+        Where the networks run.
+    gen : torch.Generator
+        The run's own random stream (saved in checkpoints).
+    iteration : int
+        Iterations done.
+    wall_time : float
+        Seconds of training so far, over all resumptions.
+    history : dict
+        The stage's evaluation history (JSON-able lists), saved in checkpoints.
+    """
+
+    stage = ""
+    snapshot_type: type[Snapshot] = Snapshot
+    eval_steps_key = ""   # the ``history`` list of iterations at which ``evaluate`` ran
+    checkpoint_kind = ""  # the ``kind`` of this stage's checkpoint files
+
+    def __init__(self, config: RunConfig, device: torch.device | str):
+        config.validate()
+        self.config, self.device = config, torch.device(device)
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.iteration = 0
+        self.wall_time = 0.0
+        self.history: dict[str, list] = {}
+        self.last_evaluated = -1
+
+    # -- hooks ----------------------------------------------------------------------------------------
+    def step(self) -> dict[str, torch.Tensor]:
+        """One iteration (increments ``iteration``); its losses as detached 0-d tensors (no host round-trip)."""
+        raise NotImplementedError
+
+    def evaluate(self) -> None:
+        """Measure the current state and record it in ``history``."""
+        raise NotImplementedError
+
+    def snapshot_fields(self, result: Result | None = None) -> dict[str, Any]:
+        """The stage's own snapshot fields; ``result`` is given for the final snapshot."""
+        raise NotImplementedError
+
+    def finish(self, stopped: bool) -> Result:
+        """What the run returns once the loop has ended (``stopped``: before all its iterations)."""
+        raise NotImplementedError
+
+    def set_training(self, training: bool) -> None:
+        """Switch the networks between training and evaluation behaviour."""
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything needed to resume, loadable with ``torch.load(weights_only=True)``."""
+        raise NotImplementedError
+
+    def restore(self, payload: dict[str, Any], source: str = "the saved run") -> None:
+        """Continue the run in ``payload`` (a ``checkpoint_payload``); ``source`` names it in errors."""
+        raise NotImplementedError
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self, observer: Observer | None = None, control: RunControl | None = None,
+            checkpoint_path: str | Path | None = None, snapshot_at: Collection[int] = ()) -> Result:
+        """Train until ``config.iterations`` or a stop; report snapshots; return ``finish``'s result.
+
+        ``snapshot_at`` adds snapshots at those iterations (the fixed columns of the paper's
+        figures).  With ``checkpoint_path`` the resumable state is rewritten atomically every
+        ``checkpoint_seconds`` and at the end.
+        """
+        cfg = self.config
+        log = ProgressLog(self.stage, cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
+        wall0, last_checkpoint = self.wall_time, time.perf_counter()
+        stopped = False
+        self.set_training(True)
+        while self.iteration < cfg.iterations:
+            if control is not None and not control.proceed():
+                stopped = True
+                break
+            losses = self.step()
+            log.log(self.iteration, **losses)
+            self.wall_time = wall0 + log.elapsed
+            if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
+                self._evaluate()
+            if log.due(self.iteration):
+                log.emit(self.iteration, kind=self.snapshot_type, **self.snapshot_fields())
+            if checkpoint_path and time.perf_counter() - last_checkpoint > cfg.checkpoint_seconds:
+                save_checkpoint(checkpoint_path, self.checkpoint_payload())
+                last_checkpoint = time.perf_counter()
+        if self.last_evaluated != self.iteration:
+            self._evaluate()
+        self.set_training(False)
+        if checkpoint_path:
+            save_checkpoint(checkpoint_path, self.checkpoint_payload())
+        result = self.finish(stopped)
+        if observer is not None:
+            log.emit(self.iteration, final=True, kind=self.snapshot_type, **self.snapshot_fields(result))
+        return result
+
+    def _evaluate(self) -> None:
+        self.evaluate()
+        self.last_evaluated = self.iteration
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def resume_from(self, path: str | Path) -> None:
+        """Continue the run saved in the checkpoint file ``path``."""
+        self.restore(load_checkpoint(path, self.checkpoint_kind), str(path))
+
+    def progress_state(self) -> dict[str, Any]:
+        """The loop's part of a checkpoint: history and random state (iteration and time go in the meta)."""
+        return {"history": json.dumps(self.history), "rng": self.gen.get_state()}
+
+    def restore_progress(self, meta: dict[str, Any], payload: dict[str, Any]) -> None:
+        """Continue the loop where a checkpoint left it: iteration, time, history and random stream."""
+        self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
+        restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
+        self.history = json.loads(payload["history"])
+        steps = self.history.get(self.eval_steps_key) or [-1]
+        self.last_evaluated = int(steps[-1])
