@@ -19,7 +19,7 @@ from magan_gui.core.simulators import load_simulator
 torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BLOB_PLUGIN = REPO_ROOT / "resources" / "examples" / "blob_plugin.py"
+BLOB_PLUGIN = REPO_ROOT / "magan_gui" / "examples" / "blob_plugin.py"
 
 # The paper's closure-test population for the lines case study (Table I).
 LINES_MEAN = (1.5, 10.0, 0.5, 9.0)

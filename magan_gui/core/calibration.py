@@ -219,10 +219,10 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
                 fake = (self._simulate(p_fake, noise) if cfg.discriminator_on == "simulated"
                         else self.emulator.net(p_fake, noise, latent))
             real = self._real_batch(n)
-            d_loss = (F.binary_cross_entropy_with_logits(self.discriminator(real),
-                                                         smooth_labels(n, True, cfg.label_flip, self.gen, self.device))
-                      + F.binary_cross_entropy_with_logits(self.discriminator(fake),
-                                                           smooth_labels(n, False, cfg.label_flip, self.gen, self.device)))
+            real_labels = smooth_labels(n, True, cfg.label_flip, self.gen, self.device)
+            d_loss = F.binary_cross_entropy_with_logits(self.discriminator(real), real_labels)
+            fake_labels = smooth_labels(n, False, cfg.label_flip, self.gen, self.device)
+            d_loss = d_loss + F.binary_cross_entropy_with_logits(self.discriminator(fake), fake_labels)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()

@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np

@@ -13,10 +13,10 @@ from .conftest import close_message_boxes, open_message_boxes
 
 def test_plugin_simulator(make_window, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
-    window = make_window(simulator="resources/examples/blob_plugin.py:Blob")
+    window = make_window(simulator="magan_gui/examples/blob_plugin.py:Blob")
     session = window.session
     assert session.simulator.name == "blob" and tuple(session.simulator.image_shape) == (32, 32)
-    assert session.simulator_spec == "resources/examples/blob_plugin.py:Blob"
+    assert session.simulator_spec == "magan_gui/examples/blob_plugin.py:Blob"
     assert window.true_panel.simulator_box.currentText() == session.simulator_spec
     assert window.true_panel.param_table.rowCount() == 4
     assert session.true.shape == (32, 32) and len(session.true) == 10000   # a closure test with the defaults

@@ -1,7 +1,8 @@
 """Reproduce the paper's case studies and measure them: accuracy, efficiency and figures.
 
-Every benchmark runs the same engine as ``magan example`` and the app: a closure-test set drawn
-from the paper's population (Table I or II), pretraining from nothing, then calibration.  The
+Every benchmark runs the same pipeline as ``magan example`` and the app (``core.workflow``): a
+closure-test set drawn from the paper's population (Table I or II), pretraining from nothing,
+then calibration.  The
 settings come from a profile, which is a preset: ``quick`` (minutes on a 2-core CPU) or ``full``
 (batch 256 and long runs, for a GPU).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +30,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .calibration import CalibrationConfig, Calibrator
-from .data import make_closure_set
-from .images import save_grid_png
-from .presets import apply_preset, load_preset
-from .pretraining import PretrainConfig, Pretrainer
-from .progress import RunControl, Snapshot
-from .results import build_result
-from .simulators import PAPER_TRUTH, load_simulator
+from ..core import workflow
+from ..core.images import save_grid_png
+from ..core.pretraining import PretrainConfig
+from ..core.progress import CalibrationSnapshot, PretrainSnapshot, RunControl
+from ..core.simulators import load_simulator
+from ..core.training import seeded_initialisation
+from .paper import (
+    CALIBRATION_ITERATIONS,
+    FIG4_COLUMNS,
+    FIG6_COLUMNS,
+    FIG57_COLUMNS,
+    PAPER_BEST_MATCH,
+    PAPER_TRUTH,
+    PRETRAIN_ITERATIONS,
+)
 
-# The paper's best-match rows (Tables I and II): means, then standard deviations.
-PAPER_BEST_MATCH: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "lines": ((1.501, 9.988, 0.512, 9.003), (0.266, 0.418, 0.129, 0.432)),
-    "circles": ((18.082, 18.035, 7.950, 0.152, 0.892), (0.833, 0.795, 0.411, 0.072, 0.083)),
-}
-# Where the paper's figures put their columns, as fractions of its runs (500k / 1M pretraining
-# iterations for Fig. 4 / 6, 30k calibration iterations for Fig. 5 and 7).
-FIG4_COLUMNS = (1e3, 5e3, 1e4, 1e5, 5e5)
-FIG6_COLUMNS = (1e3, 5e3, 1e4, 2e4, 5e4, 6e4, 7e4, 8e4, 1e5, 2e5, 5e5, 1e6)
-FIG57_COLUMNS = (10, 100, 1e3, 1e4, 3e4)
 PROFILES = ("quick", "full")
 FIDELITY_TARGET = 1e-3
-# The issue's accuracy targets, in true standard deviations
+# The accuracy targets, in true standard deviations
 TARGET_MEAN_BIAS, TARGET_STD_RATIO, TARGET_WORST_BIAS = 0.2, 0.25, 0.4
 
 Log = Callable[[str], None]
-
-
-def profile_configs(profile: str, simulator: str) -> tuple[PretrainConfig, CalibrationConfig]:
-    """Pretraining and calibration settings of a profile (a preset name or a .toml file)."""
-    preset = load_preset(profile)
-    return (apply_preset(PretrainConfig(), preset, "pretrain", simulator),
-            apply_preset(CalibrationConfig(), preset, "calibrate", simulator))
 
 
 def scaled_columns(paper_columns: tuple[float, ...], paper_total: float, iterations: int) -> list[int]:
@@ -98,8 +89,8 @@ def classifier_two_sample_test(a: np.ndarray, b: np.ndarray, seed: int = 0, step
     order = rng.permutation(2 * n)
     x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
     half = n
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    with seeded_initialisation(seed):
+        net = nn.Sequential(nn.Linear(x.shape[1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(steps):
         loss = F.binary_cross_entropy_with_logits(net(x[:half]).squeeze(1), y[:half])
@@ -161,65 +152,66 @@ class ClosureRun:
                 "trace": self.trace}
 
 
-def _trace_point(snap: Snapshot, names: list[str], true_mean: np.ndarray, true_std: np.ndarray) -> dict[str, Any]:
-    means = np.array([snap.metrics[f"mean/{n}"] for n in names])
-    stds = np.array([snap.metrics[f"std/{n}"] for n in names])
+def _trace_point(snap: CalibrationSnapshot, true_mean: np.ndarray, true_std: np.ndarray) -> dict[str, Any]:
     return {"iteration": snap.iteration, "seconds": round(snap.elapsed, 2),
-            "max_abs_bias": float(np.max(np.abs(means - true_mean) / true_std)),
-            "max_std_error": float(np.max(np.abs(stds / true_std - 1.0))),
-            "image_distance": snap.metrics.get("image_distance")}
+            "max_abs_bias": float(np.max(np.abs(snap.means - true_mean) / true_std)),
+            "max_std_error": float(np.max(np.abs(snap.stds / true_std - 1.0))),
+            "image_distance": snap.image_distance}
 
 
-def closure_test(simulator_name: str, seed: int, profile: str, device: torch.device,
-                 n_true: int = 10000, figures: bool = False, log: Log = print,
-                 pretrain: PretrainConfig | None = None, calibrate: CalibrationConfig | None = None) -> ClosureRun:
-    """The paper's closure test from nothing: true set, pretraining, calibration, distances."""
+def closure_test(simulator_name: str, seed: int, profile: str, device: torch.device | str,
+                 n_true: int = workflow.EXAMPLE_IMAGES, figures: bool = False, log: Log = print,
+                 pretrain: PretrainConfig | None = None,
+                 calibrate: workflow.CalibrationConfig | None = None) -> ClosureRun:
+    """The paper's closure test from nothing: true set, pretraining, calibration, distances.
+
+    The settings are the profile's (a preset), or ``pretrain`` / ``calibrate`` when given; the
+    seed is ``seed`` in both stages.
+    """
     simulator = load_simulator(simulator_name)
-    pre_cfg, cal_cfg = profile_configs(profile, simulator.name)
-    pre_cfg = replace(pretrain or pre_cfg, seed=seed)
-    cal_cfg = replace(calibrate or cal_cfg, seed=seed)
-    population = PAPER_TRUTH[simulator.name]
-    true = make_closure_set(simulator, *population, n_true, seed=seed + 1000, device=device)
-    true.source = f"closure test, paper population, seed {seed + 1000}"
-
-    paper_pre_total = 1e6 if simulator.name == "circles" else 5e5
-    pre_at = scaled_columns(FIG6_COLUMNS if simulator.name == "circles" else FIG4_COLUMNS, paper_pre_total,
-                            pre_cfg.iterations) if figures else []
-    cal_at = scaled_columns(FIG57_COLUMNS, 3e4, cal_cfg.iterations) if figures else []
+    configs = workflow.stage_configs(simulator.name, profile, seed=seed)
+    configs = workflow.StageConfigs(replace(pretrain or configs.pretrain, seed=seed),
+                                    replace(calibrate or configs.calibrate, seed=seed))
+    true = workflow.example_closure_set(simulator, seed, device, n_true)
+    pre_columns = FIG6_COLUMNS if simulator.name == "circles" else FIG4_COLUMNS
+    pre_at = scaled_columns(pre_columns, PRETRAIN_ITERATIONS[simulator.name],
+                            configs.pretrain.iterations) if figures else []
+    cal_at = scaled_columns(FIG57_COLUMNS, CALIBRATION_ITERATIONS, configs.calibrate.iterations) if figures else []
     run = ClosureRun(simulator.name, seed, {}, {}, 0.0, 0.0, float("nan"))
-
-    def on_pretrain(snap: Snapshot) -> None:
-        if snap.iteration in pre_at and "emulated" in snap.images and not snap.final:
-            run.pretrain_columns.append((snap.iteration, snap.images["emulated"]))
-            run.simulated_grid = snap.images["simulated"]
-
-    names = [p.name for p in simulator.parameters]
     t_mean, t_std = true.params.mean(axis=0), true.params.std(axis=0, ddof=1)
 
-    def on_calibrate(snap: Snapshot) -> None:
-        if f"mean/{names[0]}" in snap.metrics and not snap.final:
-            run.trace.append(_trace_point(snap, names, t_mean, t_std))
-        if snap.iteration in cal_at and "generated" in snap.images and not snap.final:
-            run.calibrate_columns.append((snap.iteration, snap.images["generated"]))
-            run.true_grid = snap.images["true"]
+    def observe(snap) -> None:
+        if snap.final:
+            return
+        if isinstance(snap, PretrainSnapshot) and snap.iteration in pre_at:
+            run.pretrain_columns.append((snap.iteration, snap.emulated))
+            run.simulated_grid = snap.simulated
+        elif isinstance(snap, CalibrationSnapshot):
+            run.trace.append(_trace_point(snap, t_mean, t_std))
+            if snap.iteration in cal_at:
+                run.calibrate_columns.append((snap.iteration, snap.generated))
+                run.true_grid = snap.true
 
-    t0 = time.perf_counter()
-    trainer = Pretrainer(simulator, pre_cfg, device, simulator_name)
-    emulator = trainer.run(observer=on_pretrain, snapshot_at=pre_at)
-    run.pretrain_seconds = time.perf_counter() - t0
-    run.fidelity_mse = float(emulator.meta["fidelity_mse"])
-    log(f"  {simulator.name} seed {seed}: pretrained ({trainer.mode}, {pre_cfg.iterations} it) in "
-        f"{run.pretrain_seconds:.0f} s, held-out MSE {run.fidelity_mse:.5f}")
-    t0 = time.perf_counter()
-    outcome = Calibrator(simulator, emulator, true, cal_cfg, device).run(observer=on_calibrate, snapshot_at=cal_at)
-    run.calibrate_seconds = time.perf_counter() - t0
-    run.result = build_result(simulator, simulator_name, outcome, true, emulator.meta, asdict(cal_cfg), seed, device)
-    run.distances = parameter_space_distances(outcome.samples, true.params, population, seed=seed)
+    started = time.perf_counter()
+
+    def pretrained(pretraining: workflow.Pretraining) -> None:
+        run.pretrain_seconds = time.perf_counter() - started
+        run.fidelity_mse = float(pretraining.emulator.meta["fidelity_mse"])
+        log(f"  {simulator.name} seed {seed}: pretrained ({pretraining.mode}, {configs.pretrain.iterations} it) in "
+            f"{run.pretrain_seconds:.0f} s, held-out MSE {run.fidelity_mse:.5f}")
+
+    done = workflow.run_pipeline(simulator, true, configs, device, observer=observe, pretrain_snapshots=pre_at,
+                                 calibrate_snapshots=cal_at, on_pretrained=pretrained)
+    run.calibrate_seconds = time.perf_counter() - started - run.pretrain_seconds
+    run.result = done.calibration.result
+    run.distances = parameter_space_distances(done.calibration.outcome.samples, true.params,
+                                              simulator.example_population, seed=seed)
     worst = max(abs(r["bias_in_true_std"]) for r in run.result["parameters"])
     ratios = ", ".join(f"{r['std_ratio']:.2f}" for r in run.result["parameters"])
-    log(f"  {simulator.name} seed {seed}: calibrated ({cal_cfg.iterations} it) in {run.calibrate_seconds:.0f} s; "
-        f"worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W {run.distances['sliced_wasserstein']:.3f} "
-        f"(floor {run.distances['sliced_wasserstein_floor']:.3f}), C2ST accuracy {run.distances['c2st_accuracy']:.3f}")
+    log(f"  {simulator.name} seed {seed}: calibrated ({configs.calibrate.iterations} it) in "
+        f"{run.calibrate_seconds:.0f} s; worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W "
+        f"{run.distances['sliced_wasserstein']:.3f} (floor {run.distances['sliced_wasserstein_floor']:.3f}), "
+        f"C2ST accuracy {run.distances['c2st_accuracy']:.3f}")
     return run
 
 
@@ -316,28 +308,26 @@ def pretraining_curve(simulator_name: str, mode: str, config: PretrainConfig, de
     to "how long until"); otherwise it runs all ``config.iterations``.
     """
     simulator = load_simulator(simulator_name)
-    trainer = Pretrainer(simulator, replace(config, mode=mode), device, simulator_name)
     control = RunControl()
-    reached: dict[str, float] = {}
 
-    def watch(snap: Snapshot) -> None:
-        mse = snap.metrics.get("fidelity_mse")
-        if mse is not None and mse <= (stop_at or -1) and not reached:
-            reached.update(iteration=snap.metrics["fidelity_iteration"])
+    def watch(snap: PretrainSnapshot) -> None:
+        if snap.fidelity_mse is not None and snap.fidelity_mse <= (stop_at or -1):
             control.stop()
 
-    trainer.run(observer=watch if stop_at else None, control=control)
-    h = trainer.history
+    pretraining = workflow.pretrain(simulator, replace(config, mode=mode), device,
+                                    observer=watch if stop_at else None, control=control)
+    h = pretraining.history
+    iterations_run = h["fidelity_step"][-1]
     first = next((k for k, m in enumerate(h["fidelity_mse"]) if m <= FIDELITY_TARGET), None)
-    curve = {"mode": trainer.mode, "steps": h["fidelity_step"], "mse": h["fidelity_mse"],
-             "seconds": [round(t, 3) for t in h["fidelity_time"]], "iterations_run": trainer.iteration,
+    curve = {"mode": pretraining.mode, "steps": h["fidelity_step"], "mse": h["fidelity_mse"],
+             "seconds": [round(t, 3) for t in h["fidelity_time"]], "iterations_run": iterations_run,
              "final_mse": h["fidelity_mse"][-1],
              "target": FIDELITY_TARGET,
              "iterations_to_target": h["fidelity_step"][first] if first is not None else None,
              "seconds_to_target": round(h["fidelity_time"][first], 2) if first is not None else None}
     where = (f"reached {FIDELITY_TARGET} at {curve['iterations_to_target']} it, {curve['seconds_to_target']:.0f} s"
-             if first is not None else f"did not reach {FIDELITY_TARGET} in {trainer.iteration} it")
-    log(f"  {simulator_name} {trainer.mode}: {where} (final MSE {curve['final_mse']:.5f})")
+             if first is not None else f"did not reach {FIDELITY_TARGET} in {iterations_run} it")
+    log(f"  {simulator_name} {pretraining.mode}: {where} (final MSE {curve['final_mse']:.5f})")
     return curve
 
 
@@ -349,7 +339,7 @@ def efficiency(simulator_name: str, profile: str, device: torch.device, seed: in
     ``max_iterations`` (default: twice the profile's), stopping once the held-out MSE reaches the
     target.  The calibration curve then comes from a closure test with the profile's settings.
     """
-    pre_cfg, _ = profile_configs(profile, load_simulator(simulator_name).name)
+    pre_cfg = workflow.stage_configs(load_simulator(simulator_name).name, profile).pretrain
     budget = max_iterations or 2 * pre_cfg.iterations
     cfg = replace(pre_cfg, seed=seed, iterations=budget, eval_every=max(10, min(pre_cfg.eval_every, budget // 80)))
     curves = {}

@@ -1,4 +1,4 @@
-"""Throughput measurements: the vectorised simulators and the emulator against a per-image loop.
+"""Throughput measurements (the paper's Table III): the vectorised simulators and the emulator against a per-image loop.
 
 Two references draw the same images as the built-ins one image at a time: with NumPy over each
 image's pixels, and in plain Python pixel by pixel, the way a straightforward Monte Carlo script
@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .parameters import ParameterSpace
-from .simulators import _STROKE_SIGMA, run_simulator, uses_common_noise
+from ..core.emulator import TrainedEmulator
+from ..core.networks import Emulator, NetworkSizes
+from ..core.simulators import _STROKE_SIGMA, LoadedSimulator, load_simulator
+from .paper import PAPER_TABLE_III, TABLE_III_IMAGES
 
 
 def _lines_one(p: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -103,7 +105,7 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def simulator_throughput(simulator: Any, n_images: int, device: torch.device, batch: int = 8192,
+def simulator_throughput(simulator: LoadedSimulator, n_images: int, device: torch.device, batch: int = 8192,
                          reference_images: int = 1000, emulator: Any = None, emulator_batch: int | None = None,
                          seed: int = 0) -> list[Throughput]:
     """Time the vectorised simulator (and an emulator, and the one-at-a-time loops) on n_images.
@@ -112,16 +114,14 @@ def simulator_throughput(simulator: Any, n_images: int, device: torch.device, ba
     linearly, so their rate is what matters.  The emulator runs in batches of ``emulator_batch``
     (large batches of full-resolution feature maps would exhaust the memory).
     """
-    space = ParameterSpace(simulator.parameters)
+    space = simulator.space
     gen = torch.Generator(device=device).manual_seed(seed)
     params = space.sample_uniform(n_images, generator=gen, device=device)
 
     def vectorised() -> None:
         for s in range(0, n_images, batch):
             chunk = params[s:s + batch]
-            noise = simulator.sample_noise(chunk.shape[0], generator=gen, device=device) \
-                if uses_common_noise(simulator) else None
-            run_simulator(simulator, chunk, noise)
+            simulator.simulate(chunk, simulator.sample_noise(chunk.shape[0], generator=gen, device=device))
 
     if n_images <= batch:
         vectorised()  # warm-up: first-call allocations would dominate a small run
@@ -189,10 +189,63 @@ def emulator_throughput(emulator: Any, params: torch.Tensor, device: torch.devic
     return rows
 
 
-# The paper's Table III (seconds for 10K / 100K / 1M images): CPU simulator, emulator on CPU and GPU.
-PAPER_TABLE_III = {
-    "lines": {"simulator": (2.143, 21.368, 213.798), "emulator_cpu": (6.539, 66.536, 672.633),
-              "emulator_gpu": (1.625, 4.901, 36.656)},
-    "circles": {"simulator": (47.367, 471.842, 4773.626), "emulator_cpu": (6.540, 66.541, 671.628),
-                "emulator_gpu": (1.623, 4.907, 36.671)},
-}
+def _paper_seconds(kind: str, n_images: int, paper: dict[str, tuple[float, ...]]) -> float | None:
+    """The paper's time for the same source and image count (a loop scales linearly from its 10K time)."""
+    row = paper.get("simulator" if kind == "loop" else kind)
+    if row and n_images in TABLE_III_IMAGES:
+        return row[TABLE_III_IMAGES.index(n_images)]
+    if row and kind == "loop":
+        return round(row[0] * n_images / 10000, 4)
+    return None
+
+
+def speed_table(specs: list[str], images: list[int], device: torch.device, emulator_file: str | None = None,
+                reference_images: int = 1000, emulator_batch: int | None = None,
+                log=print) -> tuple[dict[str, Any], str]:
+    """Table III on this device: per simulator, the rows measured and their ratio to the paper.
+
+    Without ``emulator_file`` an untrained emulator of the trained architecture is timed: weights
+    do not change the speed.  Returns the JSON document part (by simulator) and its Markdown.
+    """
+    document: dict[str, Any] = {}
+    lines: list[str] = []
+    for spec in specs:
+        simulator = load_simulator(spec)
+        if emulator_file:
+            emulator, trained = TrainedEmulator.load(emulator_file), True
+        else:
+            net = Emulator(len(simulator.parameters), simulator.image_shape,
+                           NetworkSizes.for_image(simulator.image_shape), noise_image=simulator.shares_noise)
+            emulator, trained = TrainedEmulator(net, simulator.parameters, {"simulator": simulator.name}), False
+        log(f"image throughput, {simulator.name}, device {device} (torch threads {torch.get_num_threads()})")
+        log(f"{'source':<56}{'images':>9}{'seconds':>10}{'images/s':>12}")
+        rows: list[Throughput] = []
+        for n in images:
+            for r in simulator_throughput(simulator, n, device, emulator=emulator, reference_images=reference_images,
+                                          emulator_batch=emulator_batch):
+                if any(row.source == r.source and row.n_images == r.n_images for row in rows):
+                    continue
+                rows.append(r)
+                log(f"{r.source:<56}{r.n_images:>9}{r.seconds:>10.3f}{r.images_per_second:>12.0f}")
+        paper = PAPER_TABLE_III.get(simulator.name, {})
+        table = []
+        for r in rows:
+            kind = ("simulator" if "vectorised" in r.source else "loop" if "loop" in r.source else
+                    "emulator_gpu" if device.type == "cuda" else "emulator_cpu")
+            paper_s = _paper_seconds(kind, r.n_images, paper)
+            table.append({"source": r.source, "images": r.n_images, "seconds": round(r.seconds, 4),
+                          "images_per_second": round(r.images_per_second), "paper_seconds": paper_s,
+                          "speedup_over_paper": round(paper_s / r.seconds, 2) if paper_s else None,
+                          "max_pixel_error_vs_float32": r.max_error})
+        document[simulator.name] = {"trained_emulator": trained, "rows": table}
+        lines += [f"**{simulator.name}**" + ("" if trained else " (emulator timed with untrained weights of the "
+                                                                   "trained architecture: same cost)") + "\n",
+                  "| source | images | seconds | images/s | paper seconds | × paper | max pixel error vs fp32 |",
+                  "|---|---|---|---|---|---|---|"]
+        for t in table:
+            err = "" if t["max_pixel_error_vs_float32"] is None else f"{t['max_pixel_error_vs_float32']:.1e}"
+            lines.append(f"| {t['source']} | {t['images']:,} | {t['seconds']:.3f} | {t['images_per_second']:,} | "
+                         f"{t['paper_seconds'] if t['paper_seconds'] is not None else '–'} | "
+                         f"{t['speedup_over_paper'] if t['speedup_over_paper'] is not None else '–'} | {err} |")
+        lines.append("")
+    return document, "\n".join(lines)
