@@ -56,7 +56,7 @@ def lines_true(lines):
 def tiny_emulator_path(lines, tmp_path_factory):
     """A lines emulator file from 150 pixel-mode iterations (seconds on a CPU)."""
     path = tmp_path_factory.mktemp("emulator") / "lines_emulator.pt"
-    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=150, mode="pixel", eval_every=50), "cpu", "lines")
+    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=150, mode="pixel", eval_every=50), "cpu")
     trainer.run(checkpoint_path=path)
     return path
 

@@ -238,7 +238,7 @@ def test_emulate_stochastic_emulator_is_reproducible_by_seed(circles, tmp_path):
     from tests.conftest import tiny_pretrain_config
 
     path = tmp_path / "circles.pt"
-    Pretrainer(circles, tiny_pretrain_config(iterations=2, heldout=16), "cpu", "circles").run(checkpoint_path=path)
+    Pretrainer(circles, tiny_pretrain_config(iterations=2, heldout=16), "cpu").run(checkpoint_path=path)
     outputs = [tmp_path / "a.npz", tmp_path / "b.npz"]
     for out in outputs:
         code, _, err = _run("emulate", "--emulator", str(path), "--mean", "18,18,8,0.3,0.9", "--std", "0,0,0,0,0",

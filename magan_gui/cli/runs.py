@@ -76,8 +76,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     config = replace(workflow.stage_configs(simulator.name, args.preset).pretrain,
                      **_overrides(args, ("iterations", "batch_size", "mode", "seed")))
     device = resolve_device(args.device)
-    if args.resume:
-        print(f"resuming {output}", file=sys.stderr)
     control = RunControl()
     with interruptible(control):
         pretraining = workflow.pretrain(simulator, config, device, observer=None if args.quiet else
@@ -100,8 +98,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                      **_overrides(args, ("iterations", "batch_size", "discriminator_on", "seed")))
     device = resolve_device(args.device)
     checkpoint = _checkpoint_beside(output)
-    if args.resume:
-        print(f"resuming {checkpoint}", file=sys.stderr)
     control = RunControl()
     with interruptible(control):
         calibration = workflow.calibrate(simulator, emulator, true, config, device, emulator_path=args.emulator,

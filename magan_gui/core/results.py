@@ -13,7 +13,6 @@ import torch
 
 from .calibration import CalibrationOutcome
 from .data import TrueImages
-from .errors import OutputError
 from .files import refuse_existing, write_atomically
 from .simulators import LoadedSimulator
 
@@ -22,9 +21,6 @@ QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 # A parameter whose one-std change moves the image by less than this L2 norm (pixel units in [0, 1],
 # i.e. about a quarter of one fully lit pixel) barely shows in the images: its spread is not trusted.
 WEAK_EFFECT_L2 = 0.25
-
-
-ResultExistsError = OutputError  # the name earlier versions raised for a refused overwrite
 
 
 def software_versions() -> dict[str, str]:

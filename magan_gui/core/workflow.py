@@ -7,6 +7,7 @@ Qt; every function can run in a worker thread and reports through the ``observer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -98,6 +99,17 @@ class Calibration:
     state: dict[str, Any]
 
 
+def require_more_iterations(done: int, planned: int, source: str) -> None:
+    """Refuse to continue a saved run that already has the iterations asked for."""
+    if done >= planned:
+        raise TrainingError(f"{source} already has {done} iterations: set iterations above that to continue it")
+
+
+def saved_iteration(state: dict[str, Any]) -> int:
+    """The iteration a saved run (a checkpoint payload) stopped at."""
+    return int(json.loads(state["meta"])["iteration"])
+
+
 def _continue(run: TrainingRun, resume: Resume, source: str) -> None:
     """Load a saved run into ``run``; refuse one that has nothing left to do."""
     if isinstance(resume, dict):
@@ -105,9 +117,7 @@ def _continue(run: TrainingRun, resume: Resume, source: str) -> None:
     else:
         run.resume_from(resume)
         source = str(resume)
-    if run.iteration >= run.config.iterations:
-        raise TrainingError(f"{source} already has {run.iteration} iterations: set iterations above that to "
-                            "continue it")
+    require_more_iterations(run.iteration, run.config.iterations, source)
 
 
 def pretrain(simulator: LoadedSimulator, config: PretrainConfig, device: torch.device | str, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,9 +13,12 @@ from PySide6.QtCore import QSettings, Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
 
+from ..core import workflow
 from ..core.calibration import CalibrationOutcome
 from ..core.checkpoints import CheckpointError
+from ..core.data import TrueImages
 from ..core.device import available_devices
+from ..core.progress import Snapshot
 from ..core.project import Project
 from ..core.simulators import BUILTIN_SIMULATORS
 from .panels.calibration import CalibrationPanel
@@ -24,6 +28,18 @@ from .panels.run_panel import RunPanel
 from .panels.true_images import TrueImagesPanel
 from .session import Session
 from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training_threads
+
+
+class RunState(Enum):
+    """Where the window's job stands; the value is what the status bar shows."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
 
 
 class MainWindow(QMainWindow):
@@ -39,7 +55,7 @@ class MainWindow(QMainWindow):
         self.thread: QThread | None = None
         self.active: Any = None            # the panel whose job runs
         self.last_error = ""
-        self.chain_calibration = False     # Run all: start calibrating when pretraining ends
+        self.state = RunState.IDLE
 
         self.true_panel = TrueImagesPanel(self.session)
         self.pretrain_panel = PretrainingPanel(self.session)
@@ -58,7 +74,7 @@ class MainWindow(QMainWindow):
         self.device_box.setToolTip("Where training runs: the CPU or one of the CUDA GPUs found")
         self.device_box.currentTextChanged.connect(self._device_changed)
         self._device_changed(self.device_box.currentText())
-        self.state_label = QLabel("idle")
+        self.state_label = QLabel(self.state.value)
         self.device_label = QLabel()
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.state_label)
@@ -139,15 +155,25 @@ class MainWindow(QMainWindow):
         panel.request_start()
 
     def run_all(self) -> None:
-        """Pretrain, and when that finishes normally, calibrate: the whole job with one button."""
-        if self.busy:  # refused: must not chain a calibration onto the run that is going
+        """Pretrain, then calibrate through the new emulator: the whole method as one job."""
+        if self.busy:
             self.show_error("another run is in progress: stop it first")
             return
-        self.chain_calibration = True
+        s = self.session
+        missing = "a simulator" if s.simulator is None else "true images" if s.true is None else None
+        if missing:
+            self.show_error(f"calibration needs {missing} first")
+            return
+        configs = workflow.StageConfigs(self.pretrain_panel.config(), self.calibrate_panel.config())
+        simulator, true, device = s.simulator, s.true, s.device
+
+        def job(observe, control) -> workflow.PipelineRun:
+            return workflow.run_pipeline(simulator, true, configs, device, observer=observe, control=control,
+                                         on_pretrained=observe)
+
+        self.pretrain_panel.begin_run()
         self.tabs.setCurrentWidget(self.pretrain_panel)
-        self.pretrain_panel.request_start()
-        if not self.busy:
-            self.chain_calibration = False
+        self.run_job(self.pretrain_panel, job)
 
     def toggle_pause(self) -> None:
         """Pause or resume the running job."""
@@ -168,46 +194,63 @@ class MainWindow(QMainWindow):
         self.active = panel
         self.worker, self.thread = start_worker(job, self, *training_threads())
         self.worker.snapshot.connect(self._on_snapshot)
+        self.worker.stage_done.connect(self._on_stage_done)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.thread.finished.connect(self._on_thread_finished)
-        self._set_busy(True, "running")
+        self._set_busy(True, RunState.RUNNING)
 
-    def _on_snapshot(self, snap) -> None:
+    def _set_state(self, state: RunState) -> None:
+        self.state = state
+        self.state_label.setText(state.value)
+
+    def _panel_for(self, snap: Snapshot) -> RunPanel:
+        return self.pretrain_panel if snap.stage == self.pretrain_panel.stage else self.calibrate_panel
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
         try:
-            if isinstance(self.active, RunPanel):
-                self.active.on_snapshot(snap)
+            self._panel_for(snap).on_snapshot(snap)
         finally:
             if self.worker is not None:
                 self.worker.drawn()
 
-    def _on_finished(self, result) -> None:
-        panel, self.active = self.active, None
-        if panel is self.true_panel:
+    def _on_stage_done(self, outcome: Any) -> None:
+        """Run all: pretraining has ended; show its emulator and hand the run over to calibration."""
+        if isinstance(outcome, workflow.Pretraining):
+            self.pretrain_panel.on_finished(outcome)
+            self.pretrain_panel.set_running(False)
+            if not outcome.stopped and self.state in (RunState.RUNNING, RunState.PAUSED):
+                self.active = self.calibrate_panel
+                self.calibrate_panel.begin_run()
+                self.calibrate_panel.set_running(True)
+                self.calibrate_panel.set_paused(self.state is RunState.PAUSED)
+                self.tabs.setCurrentWidget(self.calibrate_panel)
+
+    def _on_finished(self, result: Any) -> None:
+        self.active = None
+        if isinstance(result, TrueImages):
             self.session.set_true(result)
-        elif panel is not None:
-            panel.on_finished(result)
-        self.state_label.setText("stopped" if self.state_label.text() == "stopping" else "finished")
-        if panel is self.calibrate_panel:
+        elif isinstance(result, workflow.Pretraining):
+            self.pretrain_panel.on_finished(result)
+        elif isinstance(result, workflow.Calibration):
+            self.calibrate_panel.on_finished(result)
+        elif isinstance(result, workflow.PipelineRun) and result.calibration is not None:
+            self.calibrate_panel.on_finished(result.calibration)
+        self._set_state(RunState.STOPPED if self.state is RunState.STOPPING else RunState.FINISHED)
+        if isinstance(result, (workflow.Calibration, workflow.PipelineRun)) and self.session.result is not None:
             self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
 
     def _on_failed(self, message: str) -> None:
         self.active = None
         self.show_error(message)
-        self.state_label.setText("failed")
+        self._set_state(RunState.FAILED)
 
     def _on_thread_finished(self) -> None:
-        stopped = self.state_label.text() in ("stopping", "stopped", "failed")
         self.worker, self.thread = None, None
-        self._set_busy(False, self.state_label.text())
-        if self.chain_calibration:
-            self.chain_calibration = False
-            if not stopped and self.session.emulator is not None:
-                self.tabs.setCurrentWidget(self.calibrate_panel)
-                self.calibrate_panel.request_start()
+        self._set_busy(False, self.state)
 
-    def _set_busy(self, busy: bool, state: str) -> None:
-        self.state_label.setText(state)
+    def _set_busy(self, busy: bool, state: RunState) -> None:
+        self._set_state(state)
         for panel in (self.pretrain_panel, self.calibrate_panel):
             panel.set_running(busy and panel is self.active)
             panel.set_startable(not busy)
@@ -224,7 +267,7 @@ class MainWindow(QMainWindow):
             self.worker.control.pause()
             if isinstance(self.active, RunPanel):
                 self.active.set_paused(True)
-            self.state_label.setText("paused")
+            self._set_state(RunState.PAUSED)
 
     def resume(self) -> None:
         """Let a paused job go on."""
@@ -232,14 +275,13 @@ class MainWindow(QMainWindow):
             self.worker.control.resume()
             if isinstance(self.active, RunPanel):
                 self.active.set_paused(False)
-            self.state_label.setText("running")
+            self._set_state(RunState.RUNNING)
 
     def stop(self) -> None:
         """Ask the job to stop after its current iteration (it still reports its result)."""
-        self.chain_calibration = False
         if self.worker is not None:
             self.worker.control.stop()
-            self.state_label.setText("stopping")
+            self._set_state(RunState.STOPPING)
 
     def wait_for_thread(self, timeout_ms: int = 30000) -> bool:
         """Stop the job and wait for its thread to end."""

@@ -6,8 +6,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ..core import workflow
+from ..core.calibration import CalibrationOutcome
 from ..core.data import TrueImages
 from ..core.emulator import TrainedEmulator
+from ..core.simulators import LoadedSimulator
 
 
 class Session(QObject):
@@ -20,18 +23,23 @@ class Session(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self.simulator: Any = None
+        self.simulator: LoadedSimulator | None = None
         self.simulator_spec = ""
+        self.preset = "quick"   # the settings the run panels start from
         self.true: TrueImages | None = None
         self.emulator: TrainedEmulator | None = None
         self.emulator_path: str | None = None
-        self.outcome: Any = None
+        self.outcome: CalibrationOutcome | None = None
         self.result: dict[str, Any] | None = None
         # the last pretraining's and calibration's resumable state (``checkpoint_payload``), by stage
         self.training_state: dict[str, dict[str, Any]] = {}
         self.device = "cpu"
 
-    def set_simulator(self, simulator: Any, spec: str) -> None:
+    def stage_configs(self) -> workflow.StageConfigs:
+        """Both stages' settings from the session's preset, for its simulator."""
+        return workflow.stage_configs(None if self.simulator is None else self.simulator.name, self.preset)
+
+    def set_simulator(self, simulator: LoadedSimulator, spec: str) -> None:
         """A new simulator: true images, emulator and result of another simulator no longer apply."""
         self.simulator, self.simulator_spec = simulator, spec
         names = [p.name for p in simulator.parameters]
@@ -68,7 +76,8 @@ class Session(QObject):
         self._keep_state("calibrate", None)
         self.emulator_changed.emit(emulator)
 
-    def set_result(self, outcome: Any, result: dict[str, Any] | None, state: dict[str, Any] | None = None) -> None:
+    def set_result(self, outcome: CalibrationOutcome | None, result: dict[str, Any] | None,
+                   state: dict[str, Any] | None = None) -> None:
         """A finished calibration's outcome and result document, with its state for continuing it."""
         self.outcome, self.result = outcome, result
         self._keep_state("calibrate", state)

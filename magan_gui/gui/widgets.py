@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QWidget
 
 from ..core.images import mosaic
 
@@ -33,10 +33,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.caption = self.addLabel("", row=2, col=0, color="#444", size="9pt")
         self.setMinimumSize(220, 180)
         self.last_array: np.ndarray | None = None
-
-    def set_title(self, text: str) -> None:
-        """Text above the grid."""
-        self.label.setText(text)
 
     def set_rows(self, rows: list[list[np.ndarray]], caption: str = "") -> None:
         """Show ``rows`` of (H, W) images; ``caption`` below (e.g. what the columns are)."""
@@ -255,13 +251,3 @@ class ParameterHistogram(pg.PlotWidget):
             self.view_range = wanted
             self.setXRange(*wanted, padding=0)
         self.enableAutoRange(axis="y")
-
-
-def labelled(widget: QWidget, text: str) -> QWidget:
-    """A widget with a small caption above it."""
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(QLabel(text))
-    layout.addWidget(widget)
-    return box

@@ -20,11 +20,16 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from ..core.errors import MaganError
 from ..core.progress import RunControl, Snapshot
 
-Job = Callable[[Callable[[Snapshot], None], RunControl], Any]
+Job = Callable[[Callable[[Any], None], RunControl], Any]
 BACKGROUND_NICE = 10  # how much a training thread's priority is lowered where threads have their own
-CORES = max(1, torch.get_num_threads())  # torch's own choice (physical cores), read before the GUI goes serial
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (read from the OS, so it does not matter what torch was told)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
 
 
 def keep_gui_thread_serial() -> None:
@@ -46,9 +51,10 @@ def training_threads() -> tuple[int, bool]:
     the scheduler hands the GUI thread a core the moment it wakes, and training loses nothing
     while the GUI is idle.  Elsewhere training leaves the GUI a core by using one fewer.
     """
+    cores = cpu_cores()
     if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
-        return CORES, True
-    return max(1, CORES - 1), False
+        return cores, True
+    return max(1, cores - 1), False
 
 
 def lower_this_threads_priority(step: int = BACKGROUND_NICE) -> bool:
@@ -83,12 +89,14 @@ class EngineWorker(QObject):
 
     Signals
     -------
-    snapshot(object)   a Snapshot to draw; call ``drawn()`` when done so the next one can come
-    finished(object)   the job's return value
-    failed(str)        a readable error message (the job raised)
+    snapshot(object)     a Snapshot to draw; call ``drawn()`` when done so the next one can come
+    stage_done(object)   what a finished stage of a multi-stage job produced (always delivered, in order)
+    finished(object)     the job's return value
+    failed(str)          a readable error message (the job raised)
     """
 
     snapshot = Signal(object)
+    stage_done = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
 
@@ -101,8 +109,12 @@ class EngineWorker(QObject):
         self._in_flight = False
         self._held: Snapshot | None = None
 
-    def observe(self, snap: Snapshot) -> None:
-        """Engine observer (worker thread): emit now, or hold until the GUI has drawn the last one."""
+    def observe(self, snap: Any) -> None:
+        """Engine observer (worker thread): emit a snapshot now, or hold it until the GUI has drawn the
+        last one; anything else (a stage's outcome) is sent at once."""
+        if not isinstance(snap, Snapshot):
+            self.stage_done.emit(snap)
+            return
         with self._lock:
             snap = merge_losses(self._held, snap)
             if self._in_flight and not snap.final:
@@ -123,15 +135,17 @@ class EngineWorker(QObject):
         """Thread entry point: run the job, then emit finished or failed."""
         # before the first torch op of this thread: the thread pool it starts inherits the priority
         if self.background and not lower_this_threads_priority():
-            self.threads = max(1, (self.threads or CORES) - 1)
+            self.threads = max(1, (self.threads or cpu_cores()) - 1)
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             result = self.job(self.observe, self.control)
         except Exception as exc:  # anything from the engine or a plugin becomes a message in the window
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            traceback.print_exc()
-            self.failed.emit(f"{type(exc).__name__}: {message}" if not isinstance(exc, ValueError) else message)
+            if not isinstance(exc, MaganError):  # a bug: keep its traceback for the report
+                traceback.print_exc()
+                message = f"{type(exc).__name__}: {message}"
+            self.failed.emit(message)
             return
         self.finished.emit(result)
 

@@ -10,7 +10,7 @@ import pytest
 from magan_gui.core.calibration import CalibrationConfig, Calibrator
 from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.data import TrueImages, make_closure_set
-from magan_gui.core.progress import RunControl
+from magan_gui.core.progress import CalibrationSnapshot, RunControl
 from tests.conftest import LINES_MEAN, LINES_STD
 
 
@@ -61,11 +61,14 @@ def test_snapshots(small_run):
     keys = set().union(*(s.losses for s in snaps))
     assert keys == {"discriminator", "generator"}
     last = snaps[-1]
-    assert last.images["generated"].shape == (3, 28, 28) and last.images["true"].shape == (3, 28, 28)
-    assert last.params["samples"].shape == (100, 4)
+    assert isinstance(last, CalibrationSnapshot)
+    assert last.generated.shape == (3, 28, 28) and last.true.shape == (3, 28, 28)
+    assert last.samples.shape == (100, 4) and last.parameter_names == calibrator.space.names
+    np.testing.assert_allclose(last.means, last.samples.mean(axis=0))
+    metrics = last.metrics()
     for name in calibrator.space.names:
-        assert f"mean/{name}" in last.metrics and f"std/{name}" in last.metrics
-    assert "image_distance" in last.metrics
+        assert f"mean/{name}" in metrics and f"std/{name}" in metrics
+    assert last.image_distance is not None and metrics["image_distance"] == last.image_distance
 
 
 def test_sample_is_reproducible_with_a_seed(small_run):

@@ -12,7 +12,7 @@ import torch
 from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.pretraining import PretrainConfig, Pretrainer
-from magan_gui.core.progress import RunControl
+from magan_gui.core.progress import PretrainSnapshot, RunControl
 from magan_gui.core.simulators import load_simulator
 from tests.conftest import tiny_pretrain_config
 
@@ -49,7 +49,7 @@ def black_box(tmp_path_factory):
 def pixel_run(lines):
     """A 60-iteration pixel-mode run with every snapshot recorded."""
     trainer = Pretrainer(lines, tiny_pretrain_config(iterations=60, mode="pixel", eval_every=20,
-                                                        snapshot_seconds=0.0), "cpu", "lines")
+                                                        snapshot_seconds=0.0), "cpu")
     initial = trainer.fidelity()
     snaps = []
     emulator = trainer.run(observer=snaps.append)
@@ -81,22 +81,22 @@ def test_snapshots_carry_grids_and_every_loss_once(pixel_run):
     rows = trainer.config.grid_rows
     assert snaps, "no snapshot was sent"
     for s in snaps:
-        assert s.stage == "pretrain" and s.iterations == 60
-        assert set(s.images) == {"emulated", "simulated"}
-        for grid in s.images.values():
+        assert isinstance(s, PretrainSnapshot) and s.stage == "pretrain" and s.iterations == 60
+        for grid in (s.emulated, s.simulated):
             assert grid.shape == (rows, 28, 28) and grid.dtype == np.float32
             assert grid.min() >= 0.0 and grid.max() <= 1.0
-        assert s.params["grid"].shape == (rows, 4)
+        assert s.grid_params.shape == (rows, 4)
     assert snaps[-1].final and snaps[-1].iteration == 60
     assert sum(s.final for s in snaps) == 1
     steps = np.concatenate([s.loss_steps for s in snaps])
     np.testing.assert_array_equal(steps, np.arange(1, 61))
     losses = np.concatenate([s.losses.get("pixel_mse", np.zeros(0)) for s in snaps])
     assert losses.shape == (60,) and np.all(np.isfinite(losses))
-    assert "fidelity_mse" in snaps[-1].metrics
+    assert snaps[-1].fidelity_mse == trainer.history["fidelity_mse"][-1] and snaps[-1].fidelity_iteration == 60
+    assert snaps[-1].metrics()["fidelity_mse"] == snaps[-1].fidelity_mse
     # the grid's simulated row is the simulator's image of the grid parameters
-    grid_params = torch.from_numpy(snaps[-1].params["grid"])
-    np.testing.assert_allclose(snaps[-1].images["simulated"], trainer.simulator.simulate(grid_params).numpy(),
+    grid_params = torch.from_numpy(snaps[-1].grid_params)
+    np.testing.assert_allclose(snaps[-1].simulated, trainer.simulator.simulate(grid_params).numpy(),
                                atol=1e-5)
 
 
@@ -146,12 +146,12 @@ def test_stop_from_observer_ends_early(lines):
 
 def test_resume_continues_from_checkpoint(lines, tmp_path):
     path = tmp_path / "emulator.pt"
-    first = Pretrainer(lines, tiny_pretrain_config(iterations=40), "cpu", "lines")
+    first = Pretrainer(lines, tiny_pretrain_config(iterations=40), "cpu")
     first.run(checkpoint_path=path)
     assert load_checkpoint(path, "emulator")
     assert json.loads(load_checkpoint(path, "emulator")["meta"])["iteration"] == 40
 
-    second = Pretrainer(lines, tiny_pretrain_config(iterations=60), "cpu", "lines")
+    second = Pretrainer(lines, tiny_pretrain_config(iterations=60), "cpu")
     second.resume_from(path)
     assert second.iteration == 40
     assert second.history["fidelity_step"] == first.history["fidelity_step"]

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from magan_gui.core.progress import ProgressLog, RunControl, Snapshot
+from magan_gui.core.progress import PretrainSnapshot, ProgressLog, RunControl, Snapshot
 
 
 def test_run_control_initial_state():
@@ -119,9 +119,9 @@ def test_emit_returns_the_snapshot_it_sends():
     sent = []
     log = ProgressLog("pretrain", 4, interval=0.0, start_iteration=2, observer=sent.append)
     log.log(3, loss=1.0)
-    snap = log.emit(3, metrics={"fidelity_mse": 0.5})
+    snap = log.emit(3, kind=PretrainSnapshot, fidelity_mse=0.5, fidelity_iteration=3)
     assert snap.stage == "pretrain" and snap.iteration == 3 and snap.iterations == 4
-    assert snap.metrics == {"fidelity_mse": 0.5}
+    assert isinstance(snap, PretrainSnapshot) and snap.metrics() == {"fidelity_mse": 0.5, "fidelity_iteration": 3}
     assert list(snap.loss_steps) == [3]
     assert snap.elapsed >= 0 and sent == [snap]
     # a second emit carries nothing already sent

@@ -64,9 +64,9 @@ def test_refuses_code_other_kinds_and_other_formats(tmp_path):
 def test_training_state_round_trips_and_a_run_continues_from_it(lines, tmp_path):
     """A project keeps a stopped pretraining's state; a new trainer continues it to the same result."""
     config = tiny_pretrain_config(iterations=20, mode="pixel", eval_every=10)
-    straight = Pretrainer(lines, config, "cpu", "lines")
+    straight = Pretrainer(lines, config, "cpu")
     straight.run()
-    first = Pretrainer(lines, config, "cpu", "lines")
+    first = Pretrainer(lines, config, "cpu")
     for _ in range(10):        # a run stopped half-way
         first.step()
     state = payload_to_cpu(first.checkpoint_payload())
@@ -75,7 +75,7 @@ def test_training_state_round_trips_and_a_run_continues_from_it(lines, tmp_path)
     path = tmp_path / "stopped.magan"
     Project("lines", training_state={"pretrain": state}).save(path)
 
-    second = Pretrainer(lines, config, "cpu", "lines")
+    second = Pretrainer(lines, config, "cpu")
     second.restore(Project.load(path).training_state["pretrain"], "the project")
     assert second.iteration == 10
     second.run()

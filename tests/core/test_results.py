@@ -10,9 +10,9 @@ import pytest
 
 from magan_gui.core.calibration import CalibrationOutcome
 from magan_gui.core.data import TrueImages, make_closure_set
+from magan_gui.core.errors import OutputError
 from magan_gui.core.results import (
     RESULT_FORMAT,
-    ResultExistsError,
     build_result,
     format_summary,
     parameter_effects,
@@ -32,7 +32,7 @@ def _outcome(n: int = 500, seed: int = 0, mean=LINES_MEAN, std=LINES_STD) -> Cal
 
 def _result(lines, true, outcome=None):
     outcome = outcome or _outcome()
-    return build_result(lines, "lines", outcome, true, EMULATOR_META, {"iterations": 40}, 0, "cpu",
+    return build_result(lines, outcome, true, EMULATOR_META, {"iterations": 40}, 0, "cpu",
                         emulator_path="emulator.pt"), outcome
 
 
@@ -119,7 +119,7 @@ def test_write_result_refuses_to_overwrite(lines, lines_true, tmp_path):
     path = tmp_path / "result.json"
     write_result(path, result, outcome.samples)
     before = path.read_text()
-    with pytest.raises(ResultExistsError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         write_result(path, result, outcome.samples[:10])
     assert path.read_text() == before
     write_result(path, result, outcome.samples[:10], overwrite=True)
@@ -130,7 +130,7 @@ def test_write_result_refuses_when_only_the_csv_exists(lines, lines_true, tmp_pa
     result, outcome = _result(lines, lines_true)
     path = tmp_path / "result.json"
     samples_path_for(path).write_text("keep me\n")
-    with pytest.raises(ResultExistsError):
+    with pytest.raises(OutputError):
         write_result(path, result, outcome.samples)
     assert samples_path_for(path).read_text() == "keep me\n"
     assert not path.exists()

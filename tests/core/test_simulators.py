@@ -12,10 +12,11 @@ from magan_gui.core.parameters import ParameterSpace
 from magan_gui.core.simulators import (
     CirclesSimulator,
     LinesSimulator,
+    LoadedSimulator,
+    NoiseSharingSimulator,
+    Simulator,
     SimulatorError,
     load_simulator,
-    run_simulator,
-    uses_common_noise,
 )
 from tests.conftest import BLOB_PLUGIN, LINES_MEAN, LINES_STD
 
@@ -36,7 +37,7 @@ def test_builtin_images_shape_dtype_range(name, n_params):
     assert sim.name == name and sim.image_shape == (28, 28) and len(sim.parameters) == n_params
     space = ParameterSpace(sim.parameters)
     params = space.sample_uniform(64, generator=torch.Generator().manual_seed(0))
-    images = run_simulator(sim, params)
+    images = sim.simulate(params)
     assert images.shape == (64, 28, 28)
     assert images.dtype == torch.float32
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
@@ -45,7 +46,7 @@ def test_builtin_images_shape_dtype_range(name, n_params):
 
 
 def test_load_simulator_strips_spaces():
-    assert isinstance(load_simulator("  lines "), LinesSimulator)
+    assert isinstance(load_simulator("  lines ").plugin, LinesSimulator)
 
 
 def _column_centroid(image: torch.Tensor) -> float:
@@ -111,7 +112,7 @@ def test_lines_mean_image_brightest_pixels_inside_frame():
 
 def test_circles_is_deterministic_given_shared_noise():
     sim = CirclesSimulator()
-    assert uses_common_noise(sim)
+    assert load_simulator("circles").shares_noise and not load_simulator("lines").shares_noise
     params = torch.tensor([[18.0, 18.0, 8.0, 0.15, 0.9]] * 3)
     noise = sim.sample_noise(3, generator=torch.Generator().manual_seed(1))
     assert noise.shape == (3, 28, 28)
@@ -133,9 +134,9 @@ def test_circles_fresh_noise_without_shared_noise():
     assert not torch.equal(sim.simulate(params), sim.simulate(params))
 
 
-def test_run_simulator_accepts_plain_tensor_on_params_device():
-    sim = LinesSimulator()
-    out = run_simulator(sim, torch.tensor([[1.0, 8.0, 0.5, 8.0]], dtype=torch.float64))
+def test_loaded_simulator_returns_float32_for_float64_parameters():
+    sim = load_simulator("lines")
+    out = sim.simulate(torch.tensor([[1.0, 8.0, 0.5, 8.0]], dtype=torch.float64))
     assert out.dtype == torch.float32 and out.shape == (1, 28, 28)
 
 
@@ -147,9 +148,9 @@ def test_blob_plugin_loads_and_returns_numpy():
     assert [p.name for p in sim.parameters] == ["x0", "y0", "sigma", "amp"]
     assert sim.stochastic is False
     params = torch.tensor([[16.0, 10.0, 2.0, 0.8], [9.0, 20.0, 1.5, 1.0]])
-    raw = sim.simulate(params)
+    raw = sim.plugin.simulate(params)
     assert isinstance(raw, np.ndarray)
-    images = run_simulator(sim, params)
+    images = sim.simulate(params)
     assert isinstance(images, torch.Tensor) and images.dtype == torch.float32
     assert images.shape == (2, 32, 32)
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
@@ -293,3 +294,26 @@ def test_unknown_builtin_names_the_choices():
 
 def test_simulator_error_is_a_value_error():
     assert issubclass(SimulatorError, ValueError)
+
+
+def test_loading_never_modifies_the_plugin(tmp_path):
+    source = GOOD_CLASS.format(body="np.zeros((params.shape[0], 16, 16), dtype=np.float64)").replace(
+        '    name = "tiny"\n', "").replace("    stochastic = False\n", "").replace(
+        "image_shape = (16, 16)", "image_shape = [16, 16]")
+    path = _plugin(tmp_path, source)
+    sim = load_simulator(f"{path}:Sim")
+    plugin = sim.plugin
+    # the adapter answers what the plugin left out, without writing it onto the plugin
+    assert sim.name == f"{path}:Sim" and sim.stochastic is False and sim.image_shape == (16, 16)
+    assert not hasattr(plugin, "name") and not hasattr(plugin, "stochastic") and plugin.image_shape == [16, 16]
+    images = sim.simulate(torch.zeros(3, 1))
+    assert isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.shape == (3, 16, 16)
+
+
+def test_the_contract_is_declared_as_protocols():
+    assert isinstance(LinesSimulator(), Simulator) and not isinstance(LinesSimulator(), NoiseSharingSimulator)
+    assert isinstance(CirclesSimulator(), NoiseSharingSimulator)
+    assert isinstance(load_simulator("lines"), LoadedSimulator)
+    # a deterministic simulator shares no noise; a noise-sharing one hands out its draws
+    assert load_simulator("lines").sample_noise(2) is None
+    assert load_simulator("circles").sample_noise(2, generator=torch.Generator().manual_seed(0)).shape == (2, 28, 28)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget  # noqa: E402
 import magan_gui.gui.main_window as main_window_module  # noqa: E402
 from magan_gui.gui.app import build_window  # noqa: E402
 from magan_gui.gui.main_window import MainWindow  # noqa: E402
-from magan_gui.gui.worker import CORES  # noqa: E402
+from magan_gui.gui.worker import cpu_cores  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -88,7 +88,7 @@ def check_top_level_leaks(qapp):
 def restore_torch_threads():
     """A window makes the test's thread (its GUI thread) serial; later tests get every core back."""
     yield
-    torch.set_num_threads(CORES)
+    torch.set_num_threads(cpu_cores())
 
 
 @pytest.fixture()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from magan_gui.bench.paper import PAPER_TRUTH
 from magan_gui.core.data import make_closure_set
-from magan_gui.core.simulators import PAPER_TRUTH
 
 from ..conftest import BLOB_PLUGIN, LINES_MEAN, LINES_STD, REPO_ROOT
 from .conftest import close_message_boxes, open_message_boxes

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QMessageBox, QToolBar
 
 import magan_gui.gui.panels.pretraining as pretraining_module
 import magan_gui.gui.panels.true_images as true_images_module
+from magan_gui.bench.paper import PAPER_TRUTH
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.results import samples_path_for
-from magan_gui.core.simulators import PAPER_TRUTH
 
 from .conftest import TINY, close_message_boxes, open_message_boxes, set_tiny
 
@@ -336,7 +336,9 @@ def test_run_all_pretrains_then_calibrates(qtbot, window, wait_run):
     assert window.tabs.currentWidget() is window.calibrate_panel
     assert window.session.emulator.meta["iteration"] == TINY and window.session.outcome.iteration == TINY
     assert window.pretrain_panel.snapshots[-1].final and window.calibrate_panel.snapshots[-1].final
-    assert not window.chain_calibration
+    # one job: the calibration ran through the emulator the pretraining made, and both panels are idle
+    assert window.session.result["emulator"]["iterations"] == TINY
+    assert not window.pretrain_panel.running and not window.calibrate_panel.running
 
 
 def test_run_all_while_busy_is_refused_and_does_not_chain(qtbot, window, wait_run):
@@ -349,7 +351,6 @@ def test_run_all_while_busy_is_refused_and_does_not_chain(qtbot, window, wait_ru
     window.run_all()                                    # e.g. Ctrl+Shift+R during the run
     assert "in progress" in window.last_error
     assert close_message_boxes(window) == [window.last_error]
-    assert not window.chain_calibration
     assert len(panel.snapshots) >= kept                 # the running panel was not reset
     click(qtbot, panel.stop_button)
     wait_run(window)
@@ -436,15 +437,15 @@ def test_a_bad_project_is_refused_and_nothing_is_lost(qtbot, window, tmp_path):
 def test_a_long_run_keeps_a_bounded_evenly_thinned_set_of_snapshots(window, monkeypatch):
     """Every snapshot's metrics stay, but images and samples only of at most MAX_KEPT_SNAPSHOTS."""
     import magan_gui.gui.panels.run_panel as run_panel_module
-    from magan_gui.core.progress import Snapshot
+    from magan_gui.core.progress import PretrainSnapshot
 
     monkeypatch.setattr(run_panel_module, "MAX_KEPT_SNAPSHOTS", 8)
     panel = window.pretrain_panel
-    images = {"emulated": np.zeros((2, 28, 28), np.float32), "simulated": np.ones((2, 28, 28), np.float32)}
 
-    def snap(i: int) -> Snapshot:
-        return Snapshot("pretrain", i, 100, 0.0, 0.0, 1.0, np.array([i]), {"pixel_mse": np.array([1.0 / i])},
-                        metrics={"fidelity_mse": 1.0 / i, "fidelity_iteration": i}, images=images)
+    def snap(i: int) -> PretrainSnapshot:
+        return PretrainSnapshot("pretrain", i, 100, 0.0, 0.0, 1.0, np.array([i]), {"pixel_mse": np.array([1.0 / i])},
+                                fidelity_mse=1.0 / i, fidelity_iteration=i, emulated=np.zeros((2, 28, 28), np.float32),
+                                simulated=np.ones((2, 28, 28), np.float32), grid_params=np.zeros((2, 4), np.float32))
 
     for i in range(1, 9):
         panel.on_snapshot(snap(i))

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Slot
 
+from magan_gui.core.errors import ConfigError
 from magan_gui.core.progress import Snapshot
-from magan_gui.gui.worker import CORES, merge_losses, start_worker, training_threads
+from magan_gui.gui.worker import cpu_cores, merge_losses, start_worker, training_threads
 
 N = 400  # snapshots a fake job sends
 
@@ -166,11 +167,18 @@ def test_a_failing_job_reports_a_readable_message(qtbot):
     assert h.failures == ["RuntimeError: the plugin broke"] and h.results == []
 
     def bad_value(observe, control):
-        raise ValueError("batch size must be at least 1")
+        raise ConfigError("batch size must be at least 1")
 
     h = Harness(bad_value, call_drawn=True).go()
     qtbot.waitUntil(lambda: h.thread_done, timeout=10000)
     assert h.failures == ["batch size must be at least 1"]   # a user error is shown as it is
+
+    def bug(observe, control):
+        raise ValueError("math domain error")
+
+    h = Harness(bug, call_drawn=True).go()
+    qtbot.waitUntil(lambda: h.thread_done, timeout=10000)
+    assert h.failures == ["ValueError: math domain error"]   # a bug names its type (and prints its traceback)
 
     def empty(observe, control):
         raise KeyError()
@@ -252,8 +260,8 @@ def test_training_gets_every_core_at_a_lower_priority_than_the_gui(qtbot):
     h = Harness(job, call_drawn=True, threads=threads, background=background).go()
     qtbot.waitUntil(lambda: h.results == ["done"] and h.thread_done, timeout=10000)
     if sys.platform.startswith("linux"):
-        assert background and threads == CORES
+        assert background and threads == cpu_cores()
         assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     else:
-        assert not background and threads == max(1, CORES - 1)
+        assert not background and threads == max(1, cpu_cores() - 1)
     assert seen["threads"] == threads

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
@@ -16,10 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig, Calibrator
-from ...core.checkpoints import payload_to_cpu
-from ...core.presets import apply_preset, load_preset
-from ...core.results import build_result
+from ...core import workflow
+from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig
+from ...core.progress import CalibrationSnapshot
 from ..session import Session
 from ..widgets import ImageGrid, ParameterHistogram
 from .pretraining import MAX_HISTORY_COLUMNS, spaced_indices
@@ -80,8 +77,8 @@ class CalibrationPanel(RunPanel):
         session.true_changed.connect(self._show_true)
 
     def apply_defaults(self, simulator) -> None:
-        """Settings from the quick preset; one histogram per parameter."""
-        config = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate", simulator.name)
+        """Settings from the session's preset; one histogram per parameter."""
+        config = self.session.stage_configs().calibrate
         self.show_config(config)
         self.disc_input.setCurrentText(config.discriminator_on)
         for h in self.histograms:
@@ -122,40 +119,34 @@ class CalibrationPanel(RunPanel):
 
     def config(self) -> CalibrationConfig:
         """The settings as a CalibrationConfig."""
-        base = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate",
-                            self.session.simulator.name if self.session.simulator else None)
+        base = self.session.stage_configs().calibrate
         base.discriminator_on = self.disc_input.currentText()
         return self.read_config(base)
 
-    def make_job(self, resume: bool = False):
+    def missing_input(self) -> str | None:
+        """What a calibration still needs before it can start, or None."""
         s = self.session
-        missing = ("a simulator" if s.simulator is None else "true images" if s.true is None
-                   else "an emulator (pretrain or load one)" if s.emulator is None else None)
+        return ("a simulator" if s.simulator is None else "true images" if s.true is None
+                else "an emulator (pretrain or load one)" if s.emulator is None else None)
+
+    def make_job(self, resume: bool = False):
+        missing = self.missing_input()
         if missing:
             self.error.emit(f"calibration needs {missing} first")
             return None
-        config = self.config()
-        try:
-            calibrator = Calibrator(s.simulator, s.emulator, s.true, config, s.device)
-        except ValueError as exc:
-            self.error.emit(str(exc))
-            return None
-        if resume and not self.restored(calibrator, "the last calibration"):
-            return None
-        simulator, spec, true, emulator, device, path = (s.simulator, s.simulator_spec, s.true, s.emulator,
-                                                          s.device, s.emulator_path)
+        s = self.session
+        config, state = self.config(), self.saved_state if resume else None
+        simulator, true, emulator, device, path = s.simulator, s.true, s.emulator, s.device, s.emulator_path
 
-        def job(observe, control):
-            outcome = calibrator.run(observer=observe, control=control)
-            result = build_result(simulator, spec, outcome, true, emulator.meta, asdict(config), config.seed,
-                                  device, path)
-            return outcome, result, payload_to_cpu(calibrator.checkpoint_payload())
+        def job(observe, control) -> workflow.Calibration:
+            return workflow.calibrate(simulator, emulator, true, config, device, emulator_path=path,
+                                      observer=observe, control=control, resume=state)
 
         return job
 
     def draw(self, index: int) -> None:
-        snap = self.snapshots[index]
-        samples = snap.params["samples"]
+        snap: CalibrationSnapshot = self.snapshots[index]
+        samples = snap.samples
         for i, h in enumerate(self.histograms):
             h.set_samples(samples[:, i])
         true = self.session.true
@@ -168,19 +159,19 @@ class CalibrationPanel(RunPanel):
                 self._set_cell(i, 4, (mean - t_mean) / t_std if t_std > 0 else None)
                 self._set_cell(i, 5, std / t_std if t_std > 0 else None)
         picks = spaced_indices(index, MAX_HISTORY_COLUMNS)
-        columns = [self.snapshots[i].images["generated"] for i in picks] + [snap.images["true"]]
+        columns = [self.snapshots[i].generated for i in picks] + [snap.true]
         rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
         self.images.set_rows(rows, "iterations " + ", ".join(str(self.snapshots[i].iteration) for i in picks)
                              + "; last column: true")
 
-    def describe(self, snap) -> str:
+    def describe(self, snap: CalibrationSnapshot) -> str:
         text = super().describe(snap)
-        if "image_distance" in snap.metrics:
-            text += f" · image distance {snap.metrics['image_distance']:.4f}"
+        if snap.image_distance is not None:
+            text += f" · image distance {snap.image_distance:.4f}"
         return text
 
-    def on_finished(self, outcome_result_state) -> None:
-        outcome, result, state = outcome_result_state
+    def on_finished(self, calibration: workflow.Calibration) -> None:
+        outcome, result, state = calibration.outcome, calibration.result, calibration.state
         ending = "stopped early" if outcome.stopped_early else "done"
         self.status.setText(f"{ending}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
                             f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")

@@ -16,10 +16,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.checkpoints import CheckpointError, payload_to_cpu
+from ...core import workflow
+from ...core.checkpoints import CheckpointError
 from ...core.emulator import TrainedEmulator
-from ...core.presets import apply_preset, load_preset
-from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, Pretrainer
+from ...core.pretraining import PRETRAIN_MODES, PretrainConfig
+from ...core.progress import PretrainSnapshot
 from ..session import Session
 from ..widgets import ImageGrid
 from .run_panel import RunPanel
@@ -88,15 +89,14 @@ class PretrainingPanel(RunPanel):
         self.last_folder = str(Path.cwd())
 
     def apply_defaults(self, simulator) -> None:
-        """Settings from the quick preset for this simulator."""
-        config = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain", simulator.name)
+        """Settings from the session's preset for this simulator."""
+        config = self.session.stage_configs().pretrain
         self.show_config(config)
         self.mode.setCurrentText(config.mode)
 
     def config(self) -> PretrainConfig:
         """The settings as a PretrainConfig."""
-        base = apply_preset(PretrainConfig(), load_preset("quick"), "pretrain",
-                            self.session.simulator.name if self.session.simulator else None)
+        base = self.session.stage_configs().pretrain
         base.mode = self.mode.currentText()
         return self.read_config(base)
 
@@ -105,29 +105,22 @@ class PretrainingPanel(RunPanel):
         if simulator is None:
             self.error.emit("choose a simulator on the True images panel first")
             return None
-        config, device, spec = self.config(), self.session.device, self.session.simulator_spec
-        try:
-            trainer = Pretrainer(simulator, config, device, spec)
-        except ValueError as exc:
-            self.error.emit(str(exc))
-            return None
-        if resume and not self.restored(trainer, "the last pretraining run"):
-            return None
+        config, device = self.config(), self.session.device
+        state = self.saved_state if resume else None
 
-        def job(observe, control):
-            emulator = trainer.run(observer=observe, control=control)
-            return emulator, payload_to_cpu(trainer.checkpoint_payload())
+        def job(observe, control) -> workflow.Pretraining:
+            return workflow.pretrain(simulator, config, device, observer=observe, control=control, resume=state)
 
         return job
 
     def draw(self, index: int) -> None:
-        snap = self.snapshots[index]
+        snap: PretrainSnapshot = self.snapshots[index]
         picks = spaced_indices(index, MAX_HISTORY_COLUMNS)
-        columns = [self.snapshots[i].images["emulated"] for i in picks] + [snap.images["simulated"]]
+        columns = [self.snapshots[i].emulated for i in picks] + [snap.simulated]
         caption = "emulator at iterations " + ", ".join(str(self.snapshots[i].iteration) for i in picks)
         caption += "; simulator"
         if self.difference.isChecked():
-            columns.append(np.abs(snap.images["emulated"] - snap.images["simulated"]))
+            columns.append(np.abs(snap.emulated - snap.simulated))
             caption += "; |difference|"
         rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
         self.grid.set_rows(rows, caption)
@@ -140,22 +133,21 @@ class PretrainingPanel(RunPanel):
         steps = sorted(points)
         self.fidelity_curve.setData(steps, [points[k] for k in steps])
 
-    def describe(self, snap) -> str:
+    def describe(self, snap: PretrainSnapshot) -> str:
         text = super().describe(snap)
-        if "fidelity_mse" in snap.metrics:
-            text += f" · held-out MSE {snap.metrics['fidelity_mse']:.5f}"
+        if snap.fidelity_mse is not None:
+            text += f" · held-out MSE {snap.fidelity_mse:.5f}"
         return text
 
     def restore_history(self, history: dict) -> None:
         super().restore_history(history)
         self._draw_fidelity(history.get("metrics", []))
 
-    def on_finished(self, emulator_and_state: tuple[TrainedEmulator, dict]) -> None:
-        emulator, state = emulator_and_state
-        meta = emulator.meta
+    def on_finished(self, pretraining: workflow.Pretraining) -> None:
+        meta = pretraining.emulator.meta
         self.status.setText(f"done: {meta['iteration']} iterations in {meta['wall_time']:.0f} s, held-out pixel "
                             f"MSE {meta['fidelity_mse']:.5f} — the emulator is ready for calibration")
-        self.session.set_emulator(emulator, state=state)
+        self.session.set_emulator(pretraining.emulator, state=pretraining.state)
 
     def choose_emulator(self) -> None:
         """Load an emulator file for the current simulator."""

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.checkpoints import save_checkpoint
-from ...core.results import ResultExistsError, format_summary, write_result
+from ...core.errors import OutputError
+from ...core.results import format_summary, write_result
 from ..session import Session
 
 
@@ -143,7 +144,7 @@ class ResultsPanel(QWidget):
         path = path if path.endswith(".json") else path + ".json"
         try:
             csv_path = write_result(path, self.session.result, self.session.outcome.samples, overwrite=overwrite)
-        except (ResultExistsError, OSError) as exc:
+        except OutputError as exc:
             self.error.emit(str(exc))
             return False
         self.last_folder = str(Path(path).parent)

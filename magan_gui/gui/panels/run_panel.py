@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -18,20 +16,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.progress import Snapshot
+from ...core import workflow
+from ...core.errors import TrainingError
+from ...core.progress import Snapshot, format_seconds
 from ..session import Session
 from ..widgets import LossPlot, SmoothingControl, StepScrubber
 
 # Snapshots whose images and samples are kept for the scrubber (about 40 kB each for calibration)
 MAX_KEPT_SNAPSHOTS = 300
-
-
-def format_seconds(seconds: float) -> str:
-    """'1:05' or '1:02:03'; '--' when unknown."""
-    if not math.isfinite(seconds):
-        return "--"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class RunPanel(QWidget):
@@ -141,28 +133,26 @@ class RunPanel(QWidget):
 
         ``resume``: continue the last run (``saved_state``) up to the iterations set; its curves stay.
         """
+        if resume:
+            try:  # said at once, before a worker starts
+                workflow.require_more_iterations(workflow.saved_iteration(self.saved_state), self.iterations.value(),
+                                                 "the last run")
+            except TrainingError as exc:
+                self.error.emit(str(exc))
+                return
         job = self.make_job(resume)
         if job is None:
             return
         if not resume:
-            self.snapshots, self.metrics_log = [], []
-            self.scrubber.reset()
-            self.losses.clear_data()
-            self.progress.setValue(0)
+            self.begin_run()
         self.start_requested.emit(job)
 
-    def restored(self, trainer, source: str) -> bool:
-        """Load ``saved_state`` into ``trainer``; False (after saying why) if it cannot continue."""
-        try:
-            trainer.restore(self.saved_state, source)
-        except ValueError as exc:
-            self.error.emit(str(exc))
-            return False
-        if trainer.iteration >= trainer.config.iterations:
-            self.error.emit(f"the last run already has {trainer.iteration} iterations: set iterations above that "
-                            "to continue it")
-            return False
-        return True
+    def begin_run(self) -> None:
+        """Forget the previous run's snapshots and curves: a new run starts."""
+        self.snapshots, self.metrics_log = [], []
+        self.scrubber.reset()
+        self.losses.clear_data()
+        self.progress.setValue(0)
 
     def toggle_pause(self) -> None:
         """Pause a running job, or resume a paused one."""
@@ -207,7 +197,7 @@ class RunPanel(QWidget):
         ``MAX_KEPT_SNAPSHOTS``: beyond that every other older one is dropped, so a long run's
         memory stays bounded and the scrubber still spans the whole run, evenly.
         """
-        self.metrics_log.append([snap.iteration, snap.metrics])
+        self.metrics_log.append([snap.iteration, snap.metrics()])
         self.snapshots.append(snap)
         self.progress.setMaximum(snap.iterations)
         self.progress.setValue(snap.iteration)
@@ -259,6 +249,8 @@ class RunPanel(QWidget):
     def make_job(self, resume: bool = False):
         """Return callable(observer, control) -> result, or None after emitting an error.
 
+        The job builds its trainer itself, in the worker thread: a trainer's constructor simulates
+        its held-out and evaluation sets, which takes minutes with a slow simulator.
         ``resume``: the job continues ``saved_state`` instead of starting afresh.
         """
         raise NotImplementedError

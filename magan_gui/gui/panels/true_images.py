@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.data import DataError, load_true_images, make_closure_set
-from ...core.simulators import BUILTIN_SIMULATORS, PAPER_TRUTH, SimulatorError, load_simulator
+from ...core.simulators import BUILTIN_SIMULATORS, SimulatorError, load_simulator
 from ..session import Session
 from ..widgets import ImageGrid
 
@@ -182,11 +182,11 @@ class TrueImagesPanel(QWidget):
     def _show_simulator(self, simulator) -> None:
         self._sync_box()
         h, w = simulator.image_shape
-        kind = "stochastic" if getattr(simulator, "stochastic", False) else "deterministic"
+        kind = "stochastic" if simulator.stochastic else "deterministic"
         self.simulator_info.setText(f"<b>{simulator.name}</b>: {h}x{w} images, {kind}, "
                                     f"{len(simulator.parameters)} parameters")
         params = simulator.parameters
-        mean, std = PAPER_TRUTH.get(self.session.simulator_spec, (None, None))
+        mean, std = simulator.example_population or (None, None)
         self.param_table.setRowCount(len(params))
         self.param_table.setVerticalHeaderLabels([p.label for p in params])
         self.mean_boxes, self.std_boxes = [], []

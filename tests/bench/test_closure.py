@@ -7,7 +7,7 @@ import pytest
 
 from magan_gui.core.calibration import CalibrationConfig
 from magan_gui.core.pretraining import PretrainConfig
-from magan_gui.core.reproduce import (
+from magan_gui.bench.closure import (
     accuracy_markdown,
     classifier_two_sample_test,
     closure_test,
