@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
 import pyqtgraph as pg
+import torch
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
 
 
+def settle_the_heap() -> None:
+    """Load what training imports lazily, then take the objects alive now out of full garbage collections.
+
+    A full collection scans every object (about 330,000 once torch's optimisers have imported
+    torch._dynamo) for 150 ms, holding the interpreter lock: run from the worker thread, it froze
+    the window that long.  Frozen objects are never scanned again.
+    """
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimiser imports torch._dynamo
+    gc.freeze()
+
+
 def build_window(simulator: str = "lines", true: str | None = None, emulator: str | None = None) -> MainWindow:
     """A main window opened on ``simulator`` with true images from ``true`` (or a closure-test set)."""
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False)
+    settle_the_heap()
     window = MainWindow()
     if not window.true_panel.select_simulator(simulator):
         window.true_panel.select_simulator("lines")
