@@ -373,3 +373,39 @@ def test_bench_figures_refuses_to_replace_earlier_figures(tmp_path):
     code, _, err = _run("bench", "figures", "--simulators", "lines", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "already exists" in _assert_one_error_line(err, "bench")
     assert (tmp_path / "fig4_lines_pretraining.png").read_bytes() == b"earlier"
+
+
+# -- example, plugin-template, and errors that are not the user's ------------------------------------------
+def test_example_runs_the_whole_closure_test_with_few_iterations(workdir, tmp_path):
+    code, out, _ = _run("example", "--preset", str(workdir / "tiny.toml"), "--iterations", "5", "--dir",
+                        str(tmp_path), "--device", "cpu", "--quiet")
+    assert code == 0, out
+    assert "pretraining done: lines, mode pixel, 5 iterations" in out and "result written to" in out
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["calibration"]["iterations"] == 5 and result["true_data"]["n_images"] == 10000
+    assert TrainedEmulator.load(tmp_path / "emulator.pt").meta["iteration"] == 5
+    code, _, err = _run("example", "--dir", str(tmp_path), "--device", "cpu")
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "example")
+
+
+def test_plugin_template_writes_a_plugin_that_loads(tmp_path):
+    from magan_gui import load_simulator
+
+    path = tmp_path / "my_sim.py"
+    code, out, _ = _run("plugin-template", "-o", str(path))
+    assert code == 0 and str(path) in out
+    assert load_simulator(f"{path}:Blob").image_shape == (32, 32)
+    code, _, err = _run("plugin-template", "-o", str(path))
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "plugin-template")
+
+
+def test_an_internal_error_is_not_reported_as_bad_input(monkeypatch, tmp_path):
+    import magan_gui.cli.runs as runs
+
+    def bug(*args, **kwargs):
+        raise ValueError("an engine bug")
+
+    monkeypatch.setattr(runs, "make_closure_set", bug)
+    with pytest.raises(ValueError, match="an engine bug"):   # not swallowed into one line: the traceback shows
+        _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "5",
+             "-o", str(tmp_path / "t.npz"), "--device", "cpu")

@@ -170,6 +170,15 @@ def cmd_plugin_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stage_options(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """The options of a training stage: its size, preset and continuation, then the common ones."""
+    p.add_argument("--iterations", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--preset", default="quick", help="quick (CPU minutes, default), full, paper, or a .toml file")
+    p.add_argument("--resume", action="store_true", help=resume_help)
+    add_run_options(p)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to the ``magan`` parser."""
     p = sub.add_parser("simulate", help="simulate a closure-test set of true images")
@@ -184,12 +193,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="train the emulator to mimic the simulator")
     p.add_argument("--simulator", required=True)
     p.add_argument("-o", "--output", required=True, help="emulator file (.pt), rewritten as training goes")
-    p.add_argument("--iterations", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--mode", choices=PRETRAIN_MODES, help="auto (default), pixel, siamese (the paper), siamese+pixel")
-    p.add_argument("--preset", default="quick", help="quick (CPU minutes, default), full, paper, or a .toml file")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in the output file")
-    add_run_options(p)
+    _add_stage_options(p, "continue the run saved in the output file")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("calibrate", help="learn the best-match parameter distribution for true images")
@@ -197,14 +202,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--emulator", required=True, help="emulator file from `magan pretrain`")
     p.add_argument("--true", required=True, help=".npz, .npy, .h5 or a folder of PNG/TIFF images")
     p.add_argument("-o", "--output", required=True, help="result .json (samples go to NAME.samples.csv)")
-    p.add_argument("--iterations", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--discriminator-on", choices=("simulated", "emulated"),
                    help="fakes shown to the discriminator: simulated (default) or emulated "
                         "(faster for slow simulators)")
-    p.add_argument("--preset", default="quick", help="quick (default), full, paper, or a .toml file")
-    p.add_argument("--resume", action="store_true", help="continue from NAME.checkpoint.pt beside the output")
-    add_run_options(p)
+    _add_stage_options(p, "continue from NAME.checkpoint.pt beside the output")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("emulate", help="use a trained emulator as a fast simulator, or export it")

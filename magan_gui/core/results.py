@@ -62,7 +62,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                  emulator_meta: dict[str, Any], config: dict[str, Any], seed: int, device: torch.device | str,
                  emulator_path: str | None = None, effects: tuple[np.ndarray, float] | None = None
                  ) -> dict[str, Any]:
-    """Assemble the result document (DESIGN.md's result file, plus statistics and provenance)."""
+    """Assemble the result document (the README's result file: statistics and provenance)."""
     space = simulator.space
     samples = outcome.samples
     mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)

@@ -1,7 +1,7 @@
 """Simulators: the plugin contract, the paper's two case studies as built-ins, and loading.
 
 The contract is declared as two protocols: ``Simulator`` (``name``, ``image_shape``,
-``parameters``, ``stochastic`` and ``simulate(params)``, see DESIGN.md) and
+``parameters``, ``stochastic`` and ``simulate(params)``; README, "Simulator plugins") and
 ``NoiseSharingSimulator``, a stochastic simulator that also offers its random numbers:
 ``sample_noise(n, generator, device)`` returns its draws and ``simulate(params, noise=...)`` uses
 them.  The engine then feeds the same draws to the emulator, which turns the stochastic map into
@@ -44,7 +44,7 @@ def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Te
 
 @runtime_checkable
 class Simulator(Protocol):
-    """What a simulator plugin provides (DESIGN.md, "Simulator plugin").
+    """What a simulator plugin provides (README, "Simulator plugins").
 
     ``simulate`` takes float32 parameters (N, P) in physical units, in the column order of
     ``parameters``, and returns (N, H, W) images in [0, 1] as a torch.Tensor or NumPy array.

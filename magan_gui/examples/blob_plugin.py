@@ -1,7 +1,7 @@
 """Example simulator plugin: a Gaussian spot on a 32x32 sensor, written in plain NumPy.
 
 Use it as ``--simulator magan_gui/examples/blob_plugin.py:Blob`` from a checkout; from any install,
-``magan_gui.examples.example_plugin_path()`` gives its path.  It shows the whole plugin contract:
+``magan plugin-template -o my_simulator.py`` writes a copy to start from.  It shows the whole plugin contract:
 a class with name, image_shape, parameters, stochastic and simulate().  It is loaded by path, like
 any plugin, so it imports only public names from ``magan_gui``.
 """
