@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from magan_gui.core.calibration import CalibrationConfig
-from magan_gui.core.pretraining import PretrainConfig
 from magan_gui.bench.closure import (
     accuracy_markdown,
     classifier_two_sample_test,
@@ -17,6 +15,8 @@ from magan_gui.bench.closure import (
     summarise_accuracy,
     write_figures,
 )
+from magan_gui.core.calibration import CalibrationConfig
+from magan_gui.core.pretraining import PretrainConfig
 
 
 def test_sliced_wasserstein_is_zero_for_one_sample_and_grows_with_a_shift():
