@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         if isinstance(outcome, workflow.Pretraining):
             self.pretrain_panel.on_finished(outcome)
             self.pretrain_panel.set_running(False)
+            self.pretrain_panel.set_startable(False)  # the job goes on: nothing may start beside it
             if not outcome.stopped and self.state in (RunState.RUNNING, RunState.PAUSED):
                 self.active = self.calibrate_panel
                 self.calibrate_panel.begin_run()

@@ -328,12 +328,16 @@ def test_run_all_pretrains_then_calibrates(qtbot, window, wait_run):
     set_tiny(window.calibrate_panel)
     stages = []
     window.session.emulator_changed.connect(lambda e: stages.append(("emulator", window.calibrate_panel.running)))
+    startable_at_handover = []
+    window.tabs.currentChanged.connect(lambda _: startable_at_handover.append(
+        (window.pretrain_panel.start_button.isEnabled(), window.pretrain_panel.continue_button.isEnabled())))
     click(qtbot, toolbar_button(window, window.run_all_action))
     assert window.tabs.currentWidget() is window.pretrain_panel and window.pretrain_panel.running
     qtbot.waitUntil(lambda: window.session.result is not None, timeout=90000)
     wait_run(window)
     assert stages == [("emulator", False)]
     assert window.tabs.currentWidget() is window.calibrate_panel
+    assert startable_at_handover[-1] == (False, False)  # while calibrating, pretraining cannot be started
     assert window.session.emulator.meta["iteration"] == TINY and window.session.outcome.iteration == TINY
     assert window.pretrain_panel.snapshots[-1].final and window.calibrate_panel.snapshots[-1].final
     # one job: the calibration ran through the emulator the pretraining made, and both panels are idle
