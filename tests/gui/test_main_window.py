@@ -141,6 +141,9 @@ def test_pretraining_runs_and_the_scrubber_looks_back(qtbot, window, wait_run):
         click(qtbot, panel.start_button)
         assert window.busy and not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
         assert not panel.iterations.isEnabled()   # settings are locked during a run
+        if not panel.snapshots:                   # before the first step, the panel says what it is doing
+            assert panel.status.text().startswith("starting: simulating the held-out images")
+            assert panel.progress.maximum() == TINY
     wait_run(window)
     emulator = blocker.args[0]
     assert emulator is window.session.emulator and emulator.meta["iteration"] == TINY

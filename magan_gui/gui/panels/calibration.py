@@ -29,6 +29,7 @@ class CalibrationPanel(RunPanel):
     """Panel 3: histograms per parameter against the references, the live table, images and losses."""
 
     stage = "calibrate"
+    preparing = "starting: simulating the evaluation images before the first iteration…"
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(session, parent)

@@ -40,6 +40,7 @@ class PretrainingPanel(RunPanel):
     """Panel 2: the emulator against the simulator on fixed parameter sets, losses and fidelity."""
 
     stage = "pretrain"
+    preparing = "starting: simulating the held-out images (fixed parameter sets) before the first iteration…"
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(session, parent)

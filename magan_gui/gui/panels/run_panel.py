@@ -40,6 +40,8 @@ class RunPanel(QWidget):
     error = Signal(str)
 
     stage = ""
+    # shown from Start until the first snapshot: with a slow simulator this set-up takes minutes
+    preparing = "starting…"
     snapshot_seconds = 0.5   # the engine reports at most twice a second: drawing leaves the training its cores
 
     def __init__(self, session: Session, parent: QWidget | None = None):
@@ -171,7 +173,10 @@ class RunPanel(QWidget):
             self.status.setText(self.status.text().split(" — paused")[0] + " — paused")
 
     def set_running(self, running: bool) -> None:
-        """Enable the buttons that make sense now."""
+        """Enable the buttons that make sense now; a run that starts says what it does before its first step."""
+        if running and not self.running:
+            self.progress.setMaximum(self.iterations.value())
+            self.status.setText(self.preparing)
         self.running = running
         self.set_startable(not running)
         self.pause_button.setEnabled(running)
