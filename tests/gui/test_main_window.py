@@ -230,6 +230,7 @@ def test_pause_resume_and_stop(qtbot, window, wait_run):
     emulator = window.session.emulator           # a stopped run keeps what it learned
     assert emulator is not None and held < emulator.meta["iteration"] < 2000
     assert panel.snapshots[-1].final
+    assert panel.status.text().startswith("stopped:") and "ready for calibration" not in panel.status.text()
 
 
 def test_pause_shortcut_and_toolbar_actions(qtbot, window, wait_run):

@@ -146,8 +146,10 @@ class PretrainingPanel(RunPanel):
 
     def on_finished(self, pretraining: workflow.Pretraining) -> None:
         meta = pretraining.emulator.meta
-        self.status.setText(f"done: {meta['iteration']} iterations in {meta['wall_time']:.0f} s, held-out pixel "
-                            f"MSE {meta['fidelity_mse']:.5f} — the emulator is ready for calibration")
+        ending = ("stopped early: press Continue to train it further" if pretraining.stopped
+                  else "the emulator is ready for calibration")
+        self.status.setText(f"{'stopped' if pretraining.stopped else 'done'}: {meta['iteration']} iterations in "
+                            f"{meta['wall_time']:.0f} s, held-out pixel MSE {meta['fidelity_mse']:.5f} — {ending}")
         self.session.set_emulator(pretraining.emulator, state=pretraining.state)
 
     def choose_emulator(self) -> None:
