@@ -64,7 +64,8 @@ class ProgressBar:
         if isinstance(snap, CalibrationSnapshot) and snap.image_distance is not None:
             extra = f" image distance {snap.image_distance:.4f}"
         bar = "#" * int(frac * 24)
-        text = (f"{self.label} [{bar:<24}] {snap.iteration}/{snap.iterations} {snap.rate:5.1f} it/s "
+        unit = "images/s" if snap.stage == "bank" else "it/s"
+        text = (f"{self.label} [{bar:<24}] {snap.iteration}/{snap.iterations} {snap.rate:5.1f} {unit} "
                 f"left {format_seconds(snap.eta)}{extra}")
         if self.tty:
             self.stream.write("\r" + text.ljust(100) + ("\n" if snap.final else ""))

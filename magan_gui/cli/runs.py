@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..core import workflow
+from ..core.bank import DEFAULT_CHUNK, build_bank
 from ..core.data import load_true_images, make_closure_set
 from ..core.device import resolve_device
 from ..core.emulator import TrainedEmulator
@@ -68,6 +69,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bank(args: argparse.Namespace) -> int:
+    simulator = load_simulator(args.simulator)
+    output = Path(args.output)
+    control = RunControl()
+    with interruptible(control):
+        summary = build_bank(simulator, output, args.n, seed=args.seed, chunk_size=args.chunk_size,
+                             workers=args.workers, resume=args.resume, force=args.force, control=control,
+                             observer=None if args.quiet else ProgressBar("bank"))
+    rate = summary.made_now / summary.seconds if summary.seconds > 0 else float("nan")
+    state = "stopped" if summary.stopped else "done"
+    print(f"bank {state}: {simulator.name}, {summary.made_now:,} images made now in {summary.seconds:.1f} s "
+          f"({rate:,.1f} images/s, {summary.workers} worker(s)); {output} holds {summary.n_images:,} parameter "
+          f"sets{', not all simulated yet' if summary.stopped else ', all simulated'}")
+    if summary.stopped:
+        print(f"continue with: magan bank --simulator {args.simulator} -o {output} --resume", file=sys.stderr)
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if not args.resume:
@@ -80,7 +99,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     with interruptible(control):
         pretraining = workflow.pretrain(simulator, config, device, observer=None if args.quiet else
                                         ProgressBar("pretrain"), control=control, checkpoint_path=output,
-                                        resume=output if args.resume else None)
+                                        resume=output if args.resume else None, bank=args.bank)
     _say_pretrained(pretraining, device, output)
     return 0
 
@@ -190,9 +209,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.set_defaults(func=cmd_simulate, seed=0)
 
+    p = sub.add_parser("bank", help="simulate a bank of images over the parameter box, once, for pretraining")
+    p.add_argument("--simulator", required=True)
+    p.add_argument("-n", type=positive_int, required=True, help="number of images (parameter sets)")
+    p.add_argument("-o", "--output", required=True, help="bank file (.h5), written chunk by chunk")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="simulator processes running chunks side by side (default 1: this process)")
+    p.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK,
+                   help=f"images per chunk, the unit of work and of resumption (default {DEFAULT_CHUNK})")
+    p.add_argument("--resume", action="store_true", help="finish the bank in the output file")
+    add_run_options(p)
+    p.set_defaults(func=cmd_bank, seed=0)
+
     p = sub.add_parser("pretrain", help="train the emulator to mimic the simulator")
     p.add_argument("--simulator", required=True)
     p.add_argument("-o", "--output", required=True, help="emulator file (.pt), rewritten as training goes")
+    p.add_argument("--bank", help="learn from this bank (magan bank) instead of fresh simulations")
     p.add_argument("--mode", choices=PRETRAIN_MODES, help="auto (default), pixel, siamese (the paper), siamese+pixel")
     _add_stage_options(p, "continue the run saved in the output file")
     p.set_defaults(func=cmd_pretrain)

@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .networks import Discriminator, Generator, NetworkSizes
 from .progress import CalibrationSnapshot
 from .simulators import LoadedSimulator
-from .training import TrainingRun, seeded_initialisation, simulate_for_networks, smooth_labels, to_unit_images
+from .training import TrainingRun, seeded_initialisation, smooth_labels, to_unit_images
 
 DISCRIMINATOR_INPUTS = ("simulated", "emulated")
 
@@ -88,6 +88,7 @@ class CalibrationOutcome:
     wall_time: float
     history: dict[str, list[float]] = field(default_factory=dict)
     stopped_early: bool = False
+    simulations: int = 0                     # fresh simulator images the calibration made
 
 
 class Calibrator(TrainingRun[CalibrationOutcome]):
@@ -146,7 +147,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         return noise, latent
 
     def _simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        return simulate_for_networks(self.simulator, normalised, noise, check=self.iteration == 0)
+        return self.simulate(normalised, noise, check=self.iteration == 0)
 
     def _real_batch(self, n: int) -> torch.Tensor:
         idx = torch.randint(0, self.true_images.shape[0], (n,), generator=self.gen, device=self.device)
@@ -279,14 +280,15 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         return CalibrationOutcome(samples=self._pooled_samples(self.config.n_samples, seed=self.config.seed + 2),
                                   iteration=self.iteration, chosen_iterations=sorted(c[1] for c in self.candidates),
                                   image_distance=float(np.mean([c[0] for c in self.candidates])),
-                                  wall_time=self.wall_time, history=dict(self.history), stopped_early=stopped)
+                                  wall_time=self.wall_time, history=dict(self.history), stopped_early=stopped,
+                                  simulations=self.simulations)
 
     # -- files ----------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
         """Resumable state, loadable with weights_only (no code in the file)."""
         meta = {"parameters": parameters_to_json(self.simulator.parameters), "config": asdict(self.config),
                 "iteration": self.iteration, "wall_time": self.wall_time, "true_sha256": self.true.sha256,
-                "candidates": [(c[0], c[1]) for c in self.candidates],
+                "candidates": [(c[0], c[1]) for c in self.candidates], "simulations": {"fresh": self.simulations},
                 "latent_dim": self.latent_dim}
         return {"kind": "calibration", "meta": json.dumps(meta), **self.progress_state(),
                 "generator": self.generator.state_dict(), "generator_avg": self.generator_avg.state_dict(),

@@ -20,13 +20,14 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from .bank import BankData
 from .checkpoints import CheckpointError
 from .emulator import TrainedEmulator, parameters_to_json
 from .errors import ConfigError
 from .networks import Emulator, NetworkSizes, Siamese
 from .progress import PretrainSnapshot
 from .simulators import LoadedSimulator
-from .training import TrainingRun, seeded_initialisation, simulate_for_networks, smooth_labels, to_unit_images
+from .training import TrainingRun, seeded_initialisation, smooth_labels, to_unit_images
 
 PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
 LATENT_DIM_BLACK_BOX = 8
@@ -74,9 +75,12 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         Settings.
     device : torch.device
         Where networks and the built-in simulators run.
+    bank : BankData, optional
+        Stored simulations to learn from instead of fresh ones: a part of the bank is held out
+        for the fidelity figure, and the run makes no simulation at all.
 
-    The constructor simulates the held-out set (``config.heldout`` images): with a slow
-    simulator, build it where waiting does no harm (the app does so in its worker thread).
+    Without a bank the constructor simulates the held-out set (``config.heldout`` images): with a
+    slow simulator, build it where waiting does no harm (the app does so in its worker thread).
     """
 
     stage = "pretrain"
@@ -84,11 +88,16 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
     eval_steps_key = "fidelity_step"
     checkpoint_kind = "emulator"
 
-    def __init__(self, simulator: LoadedSimulator, config: PretrainConfig, device: torch.device | str = "cpu"):
+    def __init__(self, simulator: LoadedSimulator, config: PretrainConfig, device: torch.device | str = "cpu",
+                 bank: BankData | None = None):
         super().__init__(config, device)
-        self.simulator, self.space = simulator, simulator.space
+        self.simulator, self.space, self.bank = simulator, simulator.space, bank
         self.common_noise = simulator.shares_noise
         black_box_stochastic = simulator.stochastic and not self.common_noise
+        if bank is not None and black_box_stochastic:
+            raise ConfigError(f"simulator {simulator.name!r} is stochastic and does not share its random draws: its "
+                              "emulator cannot be pretrained from a bank yet (the Siamese loss needs two draws at "
+                              "the same parameters); pretrain it without --bank")
         self.mode = config.mode
         if self.mode == "auto":
             self.mode = "siamese" if black_box_stochastic else "pixel"
@@ -119,11 +128,37 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
                   if self.emulator.latent_dim else None)
         return r, noise, latent
 
+    def _batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """A training batch: normalised parameters, noise image, latent, and the simulator's images in [-1, 1]."""
+        if self.bank is None:
+            r, noise, latent = self._draw(n, self.gen)
+            return r, noise, latent, self.simulate(r, noise, check=self.iteration == 0)
+        rows = self.train_rows[torch.randint(len(self.train_rows), (n,), generator=self.gen, device=self.device)]
+        noise = None if self.bank_noise is None else self.bank_noise[rows]
+        return self.bank_r[rows], noise, None, self.bank_images[rows]
+
+    def _load_bank(self, bank: BankData) -> torch.Tensor:
+        """Put the bank on the device; return the rows held out for fidelity (a tenth at most), fixed by the seed."""
+        if len(bank) < 20:
+            raise ConfigError(f"the bank {bank.path} holds {len(bank)} images: too few to train and hold some out")
+        self.bank_r = self.space.to_normalised(torch.from_numpy(bank.params).to(self.device))
+        self.bank_images = torch.from_numpy(bank.images).to(self.device).unsqueeze(1) * 2.0 - 1.0
+        self.bank_noise = None if bank.noise is None else torch.from_numpy(bank.noise).to(self.device)
+        order = torch.randperm(len(bank), generator=torch.Generator().manual_seed(self.config.seed + 7919))
+        held = min(self.config.heldout, len(bank) // 10)
+        self.train_rows = order[held:].to(self.device)
+        return order[:held].to(self.device)
+
     def _make_fixed_sets(self) -> None:
         """Held-out parameters for fidelity and the grid rows: fixed by the seed, never trained on."""
-        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
-        self.heldout = self._draw(self.config.heldout, gen)
-        self.heldout_images = simulate_for_networks(self.simulator, self.heldout[0], self.heldout[1], check=True)
+        if self.bank is None:
+            gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
+            self.heldout = self._draw(self.config.heldout, gen)
+            self.heldout_images = self.simulate(self.heldout[0], self.heldout[1], check=True)
+        else:
+            held = self._load_bank(self.bank)
+            self.heldout = (self.bank_r[held], None if self.bank_noise is None else self.bank_noise[held], None)
+            self.heldout_images = self.bank_images[held]
         rows = self.config.grid_rows
         self.grid_inputs = tuple(None if t is None else t[:rows] for t in self.heldout)
         self.grid_simulated = self.heldout_images[:rows]
@@ -170,15 +205,14 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         cfg = self.config
         for group in self.opt_e.param_groups:
             group["lr"] = cfg.lr_emulator * self._lr_factor()
-        r, noise, latent = self._draw(cfg.batch_size, self.gen)
-        simulated = simulate_for_networks(self.simulator, r, noise, check=self.iteration == 0)
+        r, noise, latent, simulated = self._batch(cfg.batch_size)
         losses: dict[str, torch.Tensor] = {}
         if self.siamese is not None:
             # Siamese step: (T, T') is "same", (T, E) is "different"
             if self.common_noise or not self.simulator.stochastic:
                 twin = simulated
             else:
-                twin = simulate_for_networks(self.simulator, r, None)
+                twin = self.simulate(r, None)
             with torch.no_grad():
                 emulated = self.emulator(r, noise, latent)
             n = r.shape[0]
@@ -231,7 +265,9 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
                 "noise_image": self.emulator.noise_image, "latent_dim": self.emulator.latent_dim,
                 "mode": self.mode, "config": asdict(self.config), "iteration": self.iteration,
                 "wall_time": self.wall_time, "fidelity_mse": fid[-1] if fid else None,
-                "device": str(self.device)}
+                "device": str(self.device),
+                "simulations": {"fresh": self.simulations, "bank": 0 if self.bank is None else len(self.bank),
+                                "bank_path": None if self.bank is None else self.bank.path}}
 
     def trained_emulator(self) -> TrainedEmulator:
         """The emulator as it is now, detached from training."""

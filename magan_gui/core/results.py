@@ -68,9 +68,14 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
     mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
     quantiles = np.percentile(samples, QUANTILES, axis=0)
     known = true.params is not None and true.params.shape[1] == len(space)
+    made_before = simulator.images_made
     if effects is None:
         effects = parameter_effects(simulator, samples, device)
     effect, noise_l2 = effects
+    trained = emulator_meta.get("simulations", {})
+    simulations = {"bank": int(trained.get("bank", 0)), "pretraining": int(trained.get("fresh", 0)),
+                   "calibration": outcome.simulations, "result_checks": simulator.images_made - made_before}
+    simulations["total"] = sum(simulations.values())
     rows = []
     for i, p in enumerate(space.parameters):
         row: dict[str, Any] = {
@@ -108,6 +113,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
         "calibration": {"iterations": outcome.iteration, "pooled_iterations": outcome.chosen_iterations,
                         "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,
                         "config": config, "history": outcome.history},
+        "simulations": simulations,
         "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
         "versions": software_versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -153,6 +159,11 @@ def format_summary(result: dict[str, Any]) -> str:
     lines.append(f"{result['n_samples']} samples pooled from the generators of iterations {pooled} of "
                  f"{cal['iterations']} (image distance {cal['image_distance']:.4f}); "
                  f"{result['wall_time_s']:.0f} s on {result['device']}")
+    if "simulations" in result:
+        sims = result["simulations"]
+        lines.append(f"simulator images consumed: {sims['total']:,} (bank {sims['bank']:,}, pretraining "
+                     f"{sims['pretraining']:,}, calibration {sims['calibration']:,}, result checks "
+                     f"{sims['result_checks']:,})")
     notes = [f"  {row['name']}: {row['note']}" for row in result["parameters"] if "note" in row]
     if notes:
         lines += ["notes:"] + notes

@@ -151,6 +151,24 @@ class CirclesSimulator:
 
 
 BUILTIN_SIMULATORS: dict[str, type] = {"lines": LinesSimulator, "circles": CirclesSimulator}
+BLACK_BOX_PREFIX = "blackbox:"  # "blackbox:SPEC" hides a simulator's shared noise
+
+
+class BlackBox:
+    """A simulator with its shared noise hidden: it draws its own random numbers on every call, as a
+    black-box Monte Carlo program does.  ``blackbox:circles`` runs the paper's case study 2 that way."""
+
+    def __init__(self, plugin: Simulator):
+        self.plugin = plugin
+        self.name = getattr(plugin, "name", None)
+        self.image_shape = plugin.image_shape
+        self.parameters = plugin.parameters
+        self.stochastic = bool(getattr(plugin, "stochastic", False))
+        self.example_population = getattr(plugin, "example_population", None)
+
+    def simulate(self, params: torch.Tensor) -> torch.Tensor | np.ndarray:
+        """Images for parameters (N, P), with fresh random numbers drawn by the simulator itself."""
+        return self.plugin.simulate(params)
 
 
 class LoadedSimulator:
@@ -186,6 +204,7 @@ class LoadedSimulator:
         self.stochastic = bool(getattr(plugin, "stochastic", False))
         self.shares_noise = self.stochastic and callable(getattr(plugin, "sample_noise", None))
         self.example_population = getattr(plugin, "example_population", None)
+        self.images_made = 0  # simulator images made through this object: what a run consumed
 
     def __repr__(self) -> str:
         return f"LoadedSimulator({self.spec!r})"
@@ -199,6 +218,7 @@ class LoadedSimulator:
 
     def simulate(self, params: torch.Tensor, noise: torch.Tensor | None = None, check: bool = False) -> torch.Tensor:
         """Float32 (N, H, W) images on params' device; ``check`` also verifies shape and range."""
+        self.images_made += len(params)
         try:
             out = self.plugin.simulate(params, noise=noise) if noise is not None else self.plugin.simulate(params)
         except SimulatorError:
@@ -266,6 +286,9 @@ def load_simulator(spec: str) -> LoadedSimulator:
     if not isinstance(spec, str) or not spec.strip():
         raise SimulatorError("no simulator given: use a built-in name (lines, circles) or path/to/file.py:ClassName")
     spec = spec.strip()
+    if spec.startswith(BLACK_BOX_PREFIX):
+        inner = load_simulator(spec[len(BLACK_BOX_PREFIX):])
+        return check_simulator(BlackBox(inner.plugin), spec)
     if spec in BUILTIN_SIMULATORS:
         return check_simulator(BUILTIN_SIMULATORS[spec](), spec)
     path_text, sep, class_name = spec.rpartition(":")

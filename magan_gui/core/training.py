@@ -104,6 +104,13 @@ class TrainingRun(Generic[Result]):
         self.wall_time = 0.0
         self.history: dict[str, list] = {}
         self.last_evaluated = -1
+        self.simulations = 0  # fresh simulator images this run has made (over all resumptions)
+        self.simulator: LoadedSimulator  # set by the stage
+
+    def simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None, check: bool = False) -> torch.Tensor:
+        """Fresh simulator images as the networks see them (see ``simulate_for_networks``), counted."""
+        self.simulations += len(normalised)
+        return simulate_for_networks(self.simulator, normalised, noise, check)
 
     # -- hooks ----------------------------------------------------------------------------------------
     def step(self) -> dict[str, torch.Tensor]:
@@ -187,6 +194,7 @@ class TrainingRun(Generic[Result]):
     def restore_progress(self, meta: dict[str, Any], payload: dict[str, Any]) -> None:
         """Continue the loop where a checkpoint left it: iteration, time, history and random stream."""
         self.iteration, self.wall_time = int(meta["iteration"]), float(meta["wall_time"])
+        self.simulations = int(meta.get("simulations", {}).get("fresh", 0))
         restore_rng(self.gen, payload["rng"], self.config.seed + self.iteration)
         self.history = json.loads(payload["history"])
         steps = self.history.get(self.eval_steps_key) or [-1]

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .bank import load_bank
 from .calibration import CalibrationConfig, CalibrationOutcome, Calibrator
 from .checkpoints import payload_to_cpu
 from .data import TrueImages, make_closure_set
@@ -123,9 +124,12 @@ def _continue(run: TrainingRun, resume: Resume, source: str) -> None:
 def pretrain(simulator: LoadedSimulator, config: PretrainConfig, device: torch.device | str, *,
              observer: Observer | None = None, control: RunControl | None = None,
              checkpoint_path: str | Path | None = None, resume: Resume = None,
-             snapshot_at: Collection[int] = ()) -> Pretraining:
-    """Pretrain an emulator of ``simulator`` (or continue ``resume``); the emulator file is ``checkpoint_path``."""
-    trainer = Pretrainer(simulator, config, device)
+             snapshot_at: Collection[int] = (), bank: str | Path | None = None) -> Pretraining:
+    """Pretrain an emulator of ``simulator`` (or continue ``resume``); the emulator file is ``checkpoint_path``.
+
+    With ``bank`` (a bank file of this simulator) it learns from the stored simulations and makes none.
+    """
+    trainer = Pretrainer(simulator, config, device, None if bank is None else load_bank(bank, simulator))
     if resume is not None:
         _continue(trainer, resume, "the last pretraining run")
     emulator = trainer.run(observer=observer, control=control, checkpoint_path=checkpoint_path,
