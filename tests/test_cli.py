@@ -409,3 +409,42 @@ def test_an_internal_error_is_not_reported_as_bad_input(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="an engine bug"):   # not swallowed into one line: the traceback shows
         _run("simulate", "--simulator", "lines", "--mean", LINES_MEAN, "--std", LINES_STD, "-n", "5",
              "-o", str(tmp_path / "t.npz"), "--device", "cpu")
+
+
+# -- magan bank, pretraining from it, and the count of simulations ------------------------------------------
+def test_bank_then_pretrain_from_it_then_calibrate_counts_every_simulation(workdir, true_npz, tmp_path):
+    bank = tmp_path / "bank.h5"
+    code, out, _ = _run("bank", "--simulator", "lines", "-n", "300", "-o", str(bank), "--chunk-size", "100",
+                        "--quiet", "--device", "cpu")
+    assert code == 0 and "300 images made now" in out
+    code, _, err = _run("bank", "--simulator", "lines", "-n", "300", "-o", str(bank), "--device", "cpu")
+    assert code == 2 and "already exists" in _assert_one_error_line(err, "bank")
+    emulator = tmp_path / "e.pt"
+    code, out, _ = _run("pretrain", "--simulator", "lines", "--bank", str(bank), "-o", str(emulator), "--preset",
+                        str(workdir / "tiny.toml"), "--quiet", "--device", "cpu")
+    assert code == 0, out
+    assert TrainedEmulator.load(emulator).meta["simulations"]["fresh"] == 0
+    result = tmp_path / "r.json"
+    code, out, _ = _run("calibrate", "--simulator", "lines", "--emulator", str(emulator), "--true", str(true_npz),
+                        "-o", str(result), "--preset", str(workdir / "tiny.toml"), "--quiet", "--device", "cpu")
+    assert code == 0, out
+    sims = json.loads(result.read_text())["simulations"]
+    assert sims["bank"] == 300 and sims["pretraining"] == 0 and sims["calibration"] > 0
+    assert sims["total"] == sims["bank"] + sims["calibration"] + sims["result_checks"]
+    assert f"simulator images consumed: {sims['total']:,}" in out
+
+
+def test_pretraining_from_a_bank_of_another_simulator_or_a_broken_file_is_one_line(tmp_path):
+    bank = tmp_path / "bank.h5"
+    assert _run("bank", "--simulator", "lines", "-n", "40", "-o", str(bank), "--quiet", "--device", "cpu")[0] == 0
+    code, _, err = _run("pretrain", "--simulator", "circles", "--bank", str(bank), "-o", str(tmp_path / "e.pt"),
+                        "--device", "cpu")
+    assert code == 2 and "not 'circles'" in _assert_one_error_line(err, "pretrain")
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(bank.read_bytes()[:3000])
+    code, _, err = _run("pretrain", "--simulator", "lines", "--bank", str(broken), "-o", str(tmp_path / "e.pt"),
+                        "--device", "cpu")
+    assert code == 2 and "not a readable bank file" in _assert_one_error_line(err, "pretrain")
+    assert not (tmp_path / "e.pt").exists()
+    code, _, err = _run("bank", "--simulator", "circles", "-n", "40", "-o", str(bank), "--resume", "--device", "cpu")
+    assert code == 2 and "not 'circles'" in _assert_one_error_line(err, "bank")
