@@ -278,6 +278,9 @@ def test_calibration_fills_the_table(qtbot, calibrated):
     assert "best match pooled from iterations" in panel.status.text()
     assert "best mean" in window.results_panel.summary.toPlainText()
     assert window.results_panel.correlation.rowCount() == 4
+    sims = window.session.result["simulations"]
+    assert sims["calibration"] > 0 and sims["total"] == sum(v for k, v in sims.items() if k != "total")
+    assert f"simulator images consumed: {sims['total']:,}" in window.results_panel.provenance.toPlainText()
     assert window.results_panel.export_button.isEnabled()
 
 

@@ -41,6 +41,9 @@ def provenance_text(result: dict) -> str:
         f"{' (stopped early)' if cal.get('stopped_early') else ''}, discriminator on "
         f"{cal['config'].get('discriminator_on')}, batch {cal['config'].get('batch_size')}",
         f"seed {result['seed']}, device {result['device']}, {result['wall_time_s']:.0f} s",
+        *([] if "simulations" not in result else [
+            "simulator images consumed: {total:,} (bank {bank:,}, pretraining {pretraining:,}, calibration "
+            "{calibration:,}, result checks {result_checks:,})".format(**result["simulations"])]),
         "versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
         f"created {result['created']}",
     ]
