@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,18 +58,25 @@ def main() -> int:
 
     wait(lambda: window.session.true is not None and not window.busy)
     shot(0, "1-true-images")
+    with tempfile.TemporaryDirectory() as folder:  # a bank, to show its panel (the run below simulates afresh)
+        window.bank_panel.path.setText(str(Path(folder) / "bank.h5"))
+        window.bank_panel.count.setValue(4000)
+        window.bank_panel.request_start(resume=False)
+        wait(lambda: window.session.bank_path is not None and not window.busy)
+        shot(1, "2-bank")
+    window.pretrain_panel.from_bank.setChecked(False)
     window.pretrain_panel.iterations.setValue(args.pretrain_iterations)
     window.calibrate_panel.iterations.setValue(args.calibrate_iterations)
     window.run_all()
     wait(lambda: window.pretrain_panel.progress.value() >= args.pretrain_iterations // 3)
-    shot(1, "2-pretraining-mid-run")
+    shot(2, "2-pretraining-mid-run")
     wait(lambda: window.session.emulator is not None and window.calibrate_panel.running)
-    shot(1, "2-pretraining-end")
+    shot(2, "2-pretraining-end")
     wait(lambda: window.calibrate_panel.progress.value() >= args.calibrate_iterations // 4)
-    shot(2, "3-calibration-mid-run")
+    shot(3, "3-calibration-mid-run")
     wait(lambda: window.session.result is not None and not window.busy)
-    shot(2, "3-calibration-end")
-    shot(3, "4-results")
+    shot(3, "3-calibration-end")
+    shot(4, "4-results")
     window.close()
     return 0
 

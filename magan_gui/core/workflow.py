@@ -165,14 +165,15 @@ def run_pipeline(simulator: LoadedSimulator, true: TrueImages, configs: StageCon
                  *, observer: Observer | None = None, control: RunControl | None = None,
                  emulator_path: str | Path | None = None, calibration_checkpoint: str | Path | None = None,
                  pretrain_snapshots: Collection[int] = (), calibrate_snapshots: Collection[int] = (),
-                 on_pretrained: Callable[[Pretraining], None] | None = None) -> PipelineRun:
-    """Pretrain an emulator, then calibrate through it: the whole method with one call.
+                 on_pretrained: Callable[[Pretraining], None] | None = None,
+                 bank: str | Path | None = None) -> PipelineRun:
+    """Pretrain an emulator (from ``bank`` when given), then calibrate through it: the whole method.
 
     ``emulator_path`` is where the emulator file is written (as it trains);
     ``on_pretrained`` hears of the emulator before calibration starts.
     """
     pretraining = pretrain(simulator, configs.pretrain, device, observer=observer, control=control,
-                           checkpoint_path=emulator_path, snapshot_at=pretrain_snapshots)
+                           checkpoint_path=emulator_path, snapshot_at=pretrain_snapshots, bank=bank)
     if on_pretrained is not None:
         on_pretrained(pretraining)
     if pretraining.stopped or (control is not None and control.stopped):

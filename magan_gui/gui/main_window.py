@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
 
 from ..core import workflow
+from ..core.bank import BankSummary
 from ..core.calibration import CalibrationOutcome
 from ..core.checkpoints import CheckpointError
 from ..core.data import TrueImages
@@ -21,6 +22,7 @@ from ..core.device import available_devices
 from ..core.progress import Snapshot
 from ..core.project import Project
 from ..core.simulators import BUILTIN_SIMULATORS
+from .panels.bank import BankPanel
 from .panels.calibration import CalibrationPanel
 from .panels.pretraining import PretrainingPanel
 from .panels.results import ResultsPanel
@@ -58,14 +60,16 @@ class MainWindow(QMainWindow):
         self.state = RunState.IDLE
 
         self.true_panel = TrueImagesPanel(self.session)
+        self.bank_panel = BankPanel(self.session)
         self.pretrain_panel = PretrainingPanel(self.session)
         self.calibrate_panel = CalibrationPanel(self.session)
         self.results_panel = ResultsPanel(self.session)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.true_panel, "1  True images")
-        self.tabs.addTab(self.pretrain_panel, "2  Pretraining")
-        self.tabs.addTab(self.calibrate_panel, "3  Calibration")
-        self.tabs.addTab(self.results_panel, "4  Results")
+        self.tabs.addTab(self.bank_panel, "2  Bank")
+        self.tabs.addTab(self.pretrain_panel, "3  Pretraining")
+        self.tabs.addTab(self.calibrate_panel, "4  Calibration")
+        self.tabs.addTab(self.results_panel, "5  Results")
         self.setCentralWidget(self.tabs)
 
         self.device_box = QComboBox()
@@ -85,8 +89,10 @@ class MainWindow(QMainWindow):
             panel.pause_requested.connect(self.pause)
             panel.resume_requested.connect(self.resume)
             panel.stop_requested.connect(self.stop)
-        for panel in (self.true_panel, self.pretrain_panel, self.calibrate_panel, self.results_panel):
+        for panel in (self.true_panel, self.bank_panel, self.pretrain_panel, self.calibrate_panel, self.results_panel):
             panel.error.connect(self.show_error)
+        self.bank_panel.start_requested.connect(lambda job: self.run_job(self.bank_panel, job))
+        self.bank_panel.stop_requested.connect(self.stop)
         self.true_panel.generate_requested.connect(lambda job: self.run_job(self.true_panel, job))
         self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
@@ -150,6 +156,9 @@ class MainWindow(QMainWindow):
 
     def start_current(self) -> None:
         """Start the run of the panel in view (the pretraining panel from the first tab)."""
+        if self.tabs.currentWidget() is self.bank_panel:
+            self.bank_panel.request_start(resume=False)
+            return
         panel = self.current_run_panel() or self.pretrain_panel
         self.tabs.setCurrentWidget(panel)
         panel.request_start()
@@ -165,11 +174,11 @@ class MainWindow(QMainWindow):
             self.show_error(f"calibration needs {missing} first")
             return
         configs = workflow.StageConfigs(self.pretrain_panel.config(), self.calibrate_panel.config())
-        simulator, true, device = s.simulator, s.true, s.device
+        simulator, true, device, bank = s.simulator, s.true, s.device, self.pretrain_panel.chosen_bank()
 
         def job(observe, control) -> workflow.PipelineRun:
             return workflow.run_pipeline(simulator, true, configs, device, observer=observe, control=control,
-                                         on_pretrained=observe)
+                                         on_pretrained=observe, bank=bank)
 
         self.pretrain_panel.begin_run()
         self.tabs.setCurrentWidget(self.pretrain_panel)
@@ -204,8 +213,9 @@ class MainWindow(QMainWindow):
         self.state = state
         self.state_label.setText(state.value)
 
-    def _panel_for(self, snap: Snapshot) -> RunPanel:
-        return self.pretrain_panel if snap.stage == self.pretrain_panel.stage else self.calibrate_panel
+    def _panel_for(self, snap: Snapshot) -> RunPanel | BankPanel:
+        panels = {p.stage: p for p in (self.bank_panel, self.pretrain_panel, self.calibrate_panel)}
+        return panels[snap.stage]
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         try:
@@ -231,6 +241,8 @@ class MainWindow(QMainWindow):
         self.active = None
         if isinstance(result, TrueImages):
             self.session.set_true(result)
+        elif isinstance(result, BankSummary):
+            self.bank_panel.on_finished(result)
         elif isinstance(result, workflow.Pretraining):
             self.pretrain_panel.on_finished(result)
         elif isinstance(result, workflow.Calibration):
@@ -256,6 +268,8 @@ class MainWindow(QMainWindow):
             panel.set_running(busy and panel is self.active)
             panel.set_startable(not busy)
         self.true_panel.set_busy(busy)
+        self.bank_panel.set_running(busy and self.active is self.bank_panel)
+        self.bank_panel.set_startable(not busy)
         self.device_box.setEnabled(not busy)
         self.start_action.setEnabled(not busy)
         self.run_all_action.setEnabled(not busy)

@@ -20,6 +20,7 @@ class Session(QObject):
     true_changed = Signal(object)
     emulator_changed = Signal(object)
     result_changed = Signal(object)
+    bank_changed = Signal(object)      # the path of a complete bank of the simulator, or None
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,6 +35,8 @@ class Session(QObject):
         # the last pretraining's and calibration's resumable state (``checkpoint_payload``), by stage
         self.training_state: dict[str, dict[str, Any]] = {}
         self.device = "cpu"
+        self.bank_path: str | None = None   # a complete bank of the simulator, for pretraining
+        self.bank_size = 0
 
     def stage_configs(self) -> workflow.StageConfigs:
         """Both stages' settings from the session's preset, for its simulator."""
@@ -57,7 +60,13 @@ class Session(QObject):
                 [p.name for p in simulator.parameters]:
             self.set_emulator(None)
         self.set_result(None, None)
+        self.set_bank(None)
         self.simulator_changed.emit(simulator)
+
+    def set_bank(self, path: str | None, size: int = 0) -> None:
+        """A complete bank of the simulator (checked by the caller), or None."""
+        self.bank_path, self.bank_size = path, size if path else 0
+        self.bank_changed.emit(path)
 
     def set_true(self, true: TrueImages) -> None:
         """New true images (validated by the caller)."""

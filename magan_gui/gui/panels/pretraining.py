@@ -52,6 +52,11 @@ class PretrainingPanel(RunPanel):
                                  "Parameter sets simulated per update",
                                  "Random seed: the same seed and settings give the same emulator",
                                  [("mode", self.mode)])
+        self.from_bank = QCheckBox("learn from the bank")
+        self.from_bank.setToolTip("Train on the stored simulations of the Bank panel instead of fresh ones: "
+                                  "the run then calls the simulator not once")
+        self.from_bank.setEnabled(False)
+        self.settings.addRow("", self.from_bank)
         self.load_button = QPushButton("Load emulator…")
         self.load_button.setToolTip("Use an emulator trained before (a file from magan pretrain or this app)")
         self.controls.addWidget(self.load_button)
@@ -87,7 +92,23 @@ class PretrainingPanel(RunPanel):
         self.load_button.clicked.connect(self.choose_emulator)
         self.difference.toggled.connect(lambda _: self.show_snapshot(self.scrubber.slider.value()))
         session.simulator_changed.connect(self.apply_defaults)
+        session.bank_changed.connect(self._bank_changed)
         self.last_folder = str(Path.cwd())
+
+    def _bank_changed(self, path: str | None) -> None:
+        self.from_bank.setEnabled(path is not None and not self.running)
+        self.from_bank.setChecked(path is not None)
+        self.from_bank.setText(f"learn from the bank ({self.session.bank_size:,} images)" if path
+                               else "learn from the bank")
+
+    def chosen_bank(self) -> str | None:
+        """The bank pretraining learns from, or None for fresh simulations."""
+        return self.session.bank_path if self.from_bank.isChecked() else None
+
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
+        if hasattr(self, "from_bank"):  # the base class calls this before the checkbox exists
+            self.from_bank.setEnabled(not running and self.session.bank_path is not None)
 
     def apply_defaults(self, simulator) -> None:
         """Settings from the session's preset for this simulator."""
@@ -108,9 +129,11 @@ class PretrainingPanel(RunPanel):
             return None
         config, device = self.config(), self.session.device
         state = self.saved_state if resume else None
+        bank = self.chosen_bank()
 
         def job(observe, control) -> workflow.Pretraining:
-            return workflow.pretrain(simulator, config, device, observer=observe, control=control, resume=state)
+            return workflow.pretrain(simulator, config, device, observer=observe, control=control, resume=state,
+                                     bank=bank)
 
         return job
 

@@ -1,0 +1,53 @@
+"""The Bank panel driven as a person would: make a bank, learn from it, and the refusals."""
+
+from __future__ import annotations
+
+from magan_gui.core.bank import build_bank
+from magan_gui.core.simulators import load_simulator
+
+from .conftest import TINY, close_message_boxes, set_tiny
+from .test_main_window import click
+
+
+def test_a_bank_made_in_the_app_feeds_pretraining_without_simulating(qtbot, window, wait_run, tmp_path):
+    panel = window.bank_panel
+    window.tabs.setCurrentWidget(panel)
+    assert not window.pretrain_panel.from_bank.isEnabled()          # no bank yet
+    panel.path.setText(str(tmp_path / "bank.h5"))
+    panel.count.setValue(200)
+    panel.chunk.setValue(50)
+    with qtbot.waitSignal(window.session.bank_changed, timeout=60000):
+        click(qtbot, panel.start_button)
+        assert window.busy and panel.stop_button.isEnabled() and not panel.count.isEnabled()
+    wait_run(window)
+    assert window.session.bank_path == str(tmp_path / "bank.h5") and window.session.bank_size == 200
+    assert panel.progress.value() == 200 and panel.status.text().startswith("done: 200 images")
+    assert panel.grid.last_array is not None and panel.grid.last_array.size >= 4 * 28 * 28
+
+    pretrain = window.pretrain_panel
+    assert pretrain.from_bank.isEnabled() and pretrain.from_bank.isChecked()
+    assert "200 images" in pretrain.from_bank.text()
+    window.tabs.setCurrentWidget(pretrain)
+    set_tiny(pretrain)
+    made = window.session.simulator.images_made
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=60000):
+        click(qtbot, pretrain.start_button)
+    wait_run(window)
+    meta = window.session.emulator.meta
+    assert meta["iteration"] == TINY and meta["simulations"]["fresh"] == 0 and meta["simulations"]["bank"] == 200
+    assert window.session.simulator.images_made == made
+
+
+def test_a_bank_file_that_exists_or_belongs_to_another_simulator_is_refused(qtbot, window, tmp_path):
+    panel = window.bank_panel
+    window.tabs.setCurrentWidget(panel)
+    circles_bank = tmp_path / "circles.h5"
+    build_bank(load_simulator("circles"), circles_bank, 40, chunk_size=20)
+    panel.path.setText(str(circles_bank))
+    click(qtbot, panel.start_button)                                  # Start would replace it: refused
+    assert not window.busy and "already exists: press Resume" in window.last_error
+    assert close_message_boxes(window) == [window.last_error]
+    assert not panel.use_existing(str(circles_bank))                  # the window is on lines
+    assert "not 'lines'" in window.last_error and window.session.bank_path is None
+    assert close_message_boxes(window) == [window.last_error]
+    assert not window.pretrain_panel.from_bank.isEnabled()
