@@ -177,9 +177,21 @@ def _create(path: Path, simulator: LoadedSimulator, n: int, seed: int, chunk_siz
         fh.create_dataset("chunk_done", data=np.zeros(n_chunks, dtype=bool))
 
 
+def _open_for_writing(path: Path, patience: float = 30.0):
+    """The bank open for appending; waits while a reader (someone looking at the bank) holds its lock."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return _open(path, "a")
+        except BankError as exc:
+            if "lock" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _commit(path: Path, chunk: int, chunk_size: int, images: np.ndarray, noise: np.ndarray | None) -> None:
     """Write one chunk, then mark it done: a chunk cut off before its flag is simply made again."""
-    with _open(path, "a") as fh:
+    with _open_for_writing(path) as fh:
         rows = slice(chunk * chunk_size, chunk * chunk_size + len(images))
         fh["images"][rows] = images
         if noise is not None:

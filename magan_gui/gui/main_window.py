@@ -21,7 +21,7 @@ from ..core.data import TrueImages
 from ..core.device import available_devices
 from ..core.progress import Snapshot
 from ..core.project import Project
-from ..core.simulators import BUILTIN_SIMULATORS
+from ..core.simulators import BUILTIN_SIMULATORS, LoadedSimulator
 from .panels.bank import BankPanel
 from .panels.calibration import CalibrationPanel
 from .panels.pretraining import PretrainingPanel
@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
             panel.error.connect(self.show_error)
         self.bank_panel.start_requested.connect(lambda job: self.run_job(self.bank_panel, job))
         self.bank_panel.stop_requested.connect(self.stop)
-        self.true_panel.generate_requested.connect(lambda job: self.run_job(self.true_panel, job))
+        self.true_panel.job_requested.connect(lambda job: self.run_job(self.true_panel, job))
         self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
         self._restore()
@@ -241,6 +241,8 @@ class MainWindow(QMainWindow):
         self.active = None
         if isinstance(result, TrueImages):
             self.session.set_true(result)
+        elif isinstance(result, LoadedSimulator):
+            self.session.set_simulator(result, result.spec)
         elif isinstance(result, BankSummary):
             self.bank_panel.on_finished(result)
         elif isinstance(result, workflow.Pretraining):
@@ -254,6 +256,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
 
     def _on_failed(self, message: str) -> None:
+        if self.active is self.true_panel:
+            self.true_panel.sync_box()   # a simulator that did not load: the box shows the one in use
         self.active = None
         self.show_error(message)
         self._set_state(RunState.FAILED)

@@ -16,6 +16,7 @@ from magan_gui.bench.paper import PAPER_TRUTH
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.results import samples_path_for
 
+from ..conftest import REPO_ROOT
 from .conftest import TINY, close_message_boxes, open_message_boxes, set_tiny
 
 LEFT = Qt.MouseButton.LeftButton
@@ -82,6 +83,7 @@ def test_choosing_circles_and_generating_a_small_set(qtbot, window, wait_run):
     box.setFocus()
     with qtbot.waitSignal(window.session.simulator_changed, timeout=5000):
         qtbot.keyClick(box, Qt.Key.Key_Down)   # the item after 'lines'; keyboard choices emit activated
+    wait_run(window)                           # the simulator is loaded (and checked) in the worker
     assert box.currentText() == "circles"
     assert window.session.simulator.name == "circles"
     kept = window.session.true      # same 28x28 shape: the images stay, the lines parameters do not
@@ -469,3 +471,31 @@ def test_a_long_run_keeps_a_bounded_evenly_thinned_set_of_snapshots(window, monk
     assert abs(panel.scrubber.iterations[panel.scrubber.slider.value()] - 5) <= 4  # ... and stays near it
     assert [m[0] for m in panel.history()["metrics"]] == list(range(1, 31))   # no metrics lost
     assert np.array_equal(panel.losses.steps, np.arange(1, 31))
+
+
+def test_a_plugin_is_loaded_in_the_worker_and_a_broken_one_leaves_the_simulator_alone(qtbot, window, monkeypatch,
+                                                                                     tmp_path, wait_run):
+    broken = tmp_path / "broken.py"
+    broken.write_text("from magan_gui import Parameter\n\nclass Sim:\n    image_shape = (16, 16)\n"
+                      "    parameters = [Parameter('a', 0.0, 1.0)]\n\n    def simulate(self, params):\n"
+                      "        raise RuntimeError('no licence server')\n")
+    monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(broken), "")))
+    box = window.true_panel.simulator_box
+    box.setCurrentIndex(box.findText(true_images_module.PLUGIN_ITEM))
+    box.activated.emit(box.currentIndex())              # as a person picking "plugin file…"
+    assert window.busy                                  # checked in the worker, not on the GUI thread
+    wait_run(window)
+    assert "no licence server" in window.last_error and close_message_boxes(window) == [window.last_error]
+    assert window.session.simulator_spec == "lines" and box.currentText() == "lines"
+
+    good = REPO_ROOT / "scripts" / "slow_plugin.py"
+    monkeypatch.setenv("MAGAN_SLOW_SECONDS", "0.05")
+    monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(good), "")))
+    with qtbot.waitSignal(window.session.simulator_changed, timeout=30000):
+        box.setCurrentIndex(box.findText(true_images_module.PLUGIN_ITEM))
+        box.activated.emit(box.currentIndex())
+        assert window.busy
+    wait_run(window)
+    assert window.session.simulator.name == "slow-blob" and box.currentText() == f"{good}:SlowBlob"

@@ -48,7 +48,7 @@ class TrueImagesPanel(QWidget):
     """Panel 1: the simulator and the true images the calibration will match."""
 
     error = Signal(str)            # a message for the user
-    generate_requested = Signal(object)  # a job building a TrueImages, run by the main window's worker
+    job_requested = Signal(object)  # a job (true images, or a simulator to load), run by the main window's worker
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
@@ -148,6 +148,15 @@ class TrueImagesPanel(QWidget):
         self.session.set_simulator(simulator, spec)
         return True
 
+    def request_simulator(self, spec: str) -> None:
+        """Load a simulator in the worker thread (its check simulates a batch, slow for an expensive
+        simulator); the session changes when it is loaded, and a refusal is said in the window."""
+        self.job_requested.emit(lambda observe, control: load_simulator(spec))
+
+    def sync_box(self) -> None:
+        """Show the session's simulator in the box again (after a choice that did not load)."""
+        self._sync_box()
+
     def _sync_box(self) -> None:
         spec = self.session.simulator_spec
         self.simulator_box.blockSignals(True)
@@ -159,7 +168,7 @@ class TrueImagesPanel(QWidget):
     def _simulator_chosen(self, index: int) -> None:
         text = self.simulator_box.itemText(index)
         if text != PLUGIN_ITEM:
-            self.select_simulator(text)
+            self.request_simulator(text)
             return
         path, _ = QFileDialog.getOpenFileName(self, "Simulator plugin", self.last_folder, "Python (*.py)")
         if not path:
@@ -177,7 +186,7 @@ class TrueImagesPanel(QWidget):
             if not ok:
                 self._sync_box()
                 return
-        self.select_simulator(f"{path}:{name}")
+        self.request_simulator(f"{path}:{name}")
 
     def _show_simulator(self, simulator) -> None:
         self._sync_box()
@@ -227,7 +236,7 @@ class TrueImagesPanel(QWidget):
         def job(observe, control):
             return make_closure_set(simulator, mean, std, n, seed=seed, device=device)
 
-        self.generate_requested.emit(job)
+        self.job_requested.emit(job)
 
     def choose_file(self) -> None:
         """File dialog for true images."""
