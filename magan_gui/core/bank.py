@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,6 @@ class BankData:
     images: np.ndarray              # (N, H, W) in [0, 1]
     noise: np.ndarray | None        # (N, H, W) the shared random numbers, when the simulator shares them
     path: str
-    seed: int
 
     def __len__(self) -> int:
         return int(self.params.shape[0])
@@ -77,9 +76,8 @@ class BankSummary:
     made_now: int                   # images simulated by this run (the rest were there already)
     seconds: float
     stopped: bool
-    chunks: int = 0
+    chunks: int = 0                 # chunks simulated by this run
     workers: int = 1
-    failures: list[str] = field(default_factory=list)
 
 
 def design(simulator: LoadedSimulator, n: int, seed: int) -> np.ndarray:
@@ -210,7 +208,7 @@ def load_bank(path: str | Path, simulator: LoadedSimulator) -> BankData:
     with _open(path) as fh:
         try:
             return BankData(fh["params"][()], fh["images"][()], fh["noise"][()] if "noise" in fh else None,
-                            str(path), int(attrs["seed"]))
+                            str(path))
         except (OSError, KeyError, ValueError) as exc:
             raise BankError(f"{path}: its data cannot be read ({exc})") from exc
 

@@ -253,8 +253,6 @@ class LoadedSimulator:
 
 def check_simulator(plugin: object, label: str) -> LoadedSimulator:
     """Check a simulator's attributes and one small batch; return it wrapped, or raise SimulatorError."""
-    if isinstance(plugin, LoadedSimulator):
-        return plugin
     for attr in ("image_shape", "parameters", "simulate"):
         if not hasattr(plugin, attr):
             raise SimulatorError(f"simulator {label!r} has no attribute {attr!r} "
