@@ -162,11 +162,12 @@ def _trace_point(snap: CalibrationSnapshot, true_mean: np.ndarray, true_std: np.
 def closure_test(simulator_name: str, seed: int, profile: str, device: torch.device | str,
                  n_true: int = workflow.EXAMPLE_IMAGES, figures: bool = False, log: Log = print,
                  pretrain: PretrainConfig | None = None,
-                 calibrate: workflow.CalibrationConfig | None = None) -> ClosureRun:
+                 calibrate: workflow.CalibrationConfig | None = None, bank: str | Path | None = None) -> ClosureRun:
     """The paper's closure test from nothing: true set, pretraining, calibration, distances.
 
     The settings are the profile's (a preset), or ``pretrain`` / ``calibrate`` when given; the
-    seed is ``seed`` in both stages.
+    seed is ``seed`` in both stages.  With ``bank`` (a bank file of the simulator) pretraining
+    learns from it.
     """
     simulator = load_simulator(simulator_name)
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
@@ -198,10 +199,11 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
         run.pretrain_seconds = time.perf_counter() - started
         run.fidelity_mse = float(pretraining.emulator.meta["fidelity_mse"])
         log(f"  {simulator.name} seed {seed}: pretrained ({pretraining.mode}, {configs.pretrain.iterations} it) in "
-            f"{run.pretrain_seconds:.0f} s, held-out MSE {run.fidelity_mse:.5f}")
+            f"{run.pretrain_seconds:.0f} s, held-out {pretraining.emulator.meta['fidelity_metric']} "
+            f"{run.fidelity_mse:.5f}")
 
     done = workflow.run_pipeline(simulator, true, configs, device, observer=observe, pretrain_snapshots=pre_at,
-                                 calibrate_snapshots=cal_at, on_pretrained=pretrained)
+                                 calibrate_snapshots=cal_at, on_pretrained=pretrained, bank=bank)
     run.calibrate_seconds = time.perf_counter() - started - run.pretrain_seconds
     run.result = done.calibration.result
     run.distances = parameter_space_distances(done.calibration.outcome.samples, true.params,

@@ -93,6 +93,22 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    from ..bench.budget import budget_closure, budget_markdown, meets
+
+    device = resolve_device(args.device)
+    write = _writer(args, "budget")
+    runs = []
+    for name in args.simulators:
+        for total in args.totals:
+            print(f"budget: {name}, {total:,} simulator images in all, {args.seeds} seed(s), profile {args.profile}")
+            for k in range(args.seeds):
+                runs.append(budget_closure(name, args.seed + k, total, args.profile, device, Path(args.out) / "banks",
+                                           bank_share=args.bank_share, log=lambda line: print(line, flush=True)))
+                write({"machine": _machine(device), "profile": args.profile, "runs": runs}, budget_markdown(runs))
+    return 0 if all(meets(r) for r in runs) or not args.check else 1
+
+
 def cmd_figures(args: argparse.Namespace) -> int:
     from ..bench.closure import closure_test, write_figures
 
@@ -145,5 +161,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-iterations", type=positive_int,
                    help="pretraining budget per mode (default: twice the profile's iterations)")
     options(b, cmd_efficiency)
+    b = bench.add_parser("budget", help="closure tests within a total simulation budget: a bank, pretraining "
+                                        "from it, calibration on the rest")
+    b.add_argument("--totals", type=lambda t: [int(v) for v in floats(t)], default=[50000],
+                   help="total simulator images per run, comma-separated (default 50000)")
+    b.add_argument("--bank-share", type=float, default=0.8, help="fraction of each total spent on the bank "
+                                                                   "(default 0.8: 40,000 of 50,000)")
+    b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
+    b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
+    options(b, cmd_budget)
     b = bench.add_parser("figures", help="the paper's Fig. 4-7 grids as PNG from one closure test per case study")
     options(b, cmd_figures)

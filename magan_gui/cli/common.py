@@ -60,7 +60,7 @@ class ProgressBar:
         frac = snap.iteration / max(1, snap.iterations)
         extra = ""
         if isinstance(snap, PretrainSnapshot) and snap.fidelity_mse is not None:
-            extra = f" fidelity MSE {snap.fidelity_mse:.4f}"
+            extra = f" fidelity {snap.fidelity_mse:.4f}"
         if isinstance(snap, CalibrationSnapshot) and snap.image_distance is not None:
             extra = f" image distance {snap.image_distance:.4f}"
         bar = "#" * int(frac * 24)

@@ -35,7 +35,7 @@ def _say_pretrained(pretraining: workflow.Pretraining, device, output: Path) -> 
     meta = pretraining.emulator.meta
     state = "stopped" if pretraining.stopped else "done"
     print(f"pretraining {state}: {meta['simulator']}, mode {meta['mode']}, {meta['iteration']} iterations in "
-          f"{meta['wall_time']:.0f} s on {device}; held-out pixel MSE {meta['fidelity_mse']:.5f} "
+          f"{meta['wall_time']:.0f} s on {device}; held-out {meta['fidelity_metric']} {meta['fidelity_mse']:.5f} "
           f"(images in [-1, 1]); emulator written to {output}")
     if pretraining.stopped:
         print(f"continue with: magan pretrain ... -o {output} --resume", file=sys.stderr)
@@ -114,7 +114,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     emulator = TrainedEmulator.load(args.emulator)
     true = load_true_images(args.true, simulator.image_shape, simulator.space.names)
     config = replace(workflow.stage_configs(simulator.name, args.preset).calibrate,
-                     **_overrides(args, ("iterations", "batch_size", "discriminator_on", "seed")))
+                     **_overrides(args, ("iterations", "batch_size", "discriminator_on", "simulation_budget", "seed")))
     device = resolve_device(args.device)
     checkpoint = _checkpoint_beside(output)
     control = RunControl()
@@ -225,7 +225,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulator", required=True)
     p.add_argument("-o", "--output", required=True, help="emulator file (.pt), rewritten as training goes")
     p.add_argument("--bank", help="learn from this bank (magan bank) instead of fresh simulations")
-    p.add_argument("--mode", choices=PRETRAIN_MODES, help="auto (default), pixel, siamese (the paper), siamese+pixel")
+    p.add_argument("--mode", choices=PRETRAIN_MODES, help="auto (default: pixel, or energy for a black-box stochastic simulator), pixel, "
+                        "energy, siamese (the paper), siamese+pixel")
     _add_stage_options(p, "continue the run saved in the output file")
     p.set_defaults(func=cmd_pretrain)
 
@@ -237,6 +238,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discriminator-on", choices=("simulated", "emulated"),
                    help="fakes shown to the discriminator: simulated (default) or emulated "
                         "(faster for slow simulators)")
+    p.add_argument("--simulation-budget", type=positive_int, metavar="N",
+                   help="make at most N fresh simulator images in the whole calibration, evaluations included "
+                        "(a replay buffer of simulated fakes; default: no cap)")
     _add_stage_options(p, "continue from NAME.checkpoint.pt beside the output")
     p.set_defaults(func=cmd_calibrate)
 

@@ -9,6 +9,13 @@ The last generator iterate wanders; the result uses an exponential moving averag
 weights and pools the samples of the few evaluated averages, from the later part of the run,
 whose simulated images match the true images' per-pixel mean and spread best.  That check
 needs no true parameters, so it works on data.  Pooling averages out the remaining wander.
+
+Under a simulation budget (``simulation_budget`` > 0) the run makes at most that many simulator
+images, all of them fakes for D: every few iterations it simulates one batch at G's current
+parameters into a replay buffer of the latest ``replay_size`` images, and D draws its fakes from
+there.  D still compares simulator images with true images only (no emulator artefacts to latch
+onto), at a cost spread evenly over the run; the evaluations and the image grid use the emulator
+and the buffer, so they cost nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .simulators import LoadedSimulator
 from .training import TrainingRun, seeded_initialisation, smooth_labels, to_unit_images
 
 DISCRIMINATOR_INPUTS = ("simulated", "emulated")
+MIN_BUDGET_REFRESHES = 8  # a budget must pay for at least this many simulated batches of D's fakes
 
 
 @dataclass
@@ -41,6 +49,8 @@ class CalibrationConfig:
     iterations: int = 3000
     batch_size: int = 64
     discriminator_on: str = "simulated"   # "simulated" T(G(z)) or "emulated" E(G(z)) fakes for D
+    simulation_budget: int = 0            # most fresh simulator images the run may make; 0: no cap
+    replay_size: int = 512                # under a budget: D's fakes come from the latest this many
     lr_generator: float = 2e-4            # Adam (beta1 0.5)
     lr_discriminator: float = 0.02        # SGD with momentum 0.9, or Adam (beta1 0.5)
     discriminator_optimizer: str = "sgd"  # "sgd" (the paper) or "adam"
@@ -75,6 +85,25 @@ class CalibrationConfig:
             raise ConfigError("lr_decay_start must be in [0, 1] and lr_final_factor in (0, 1]")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
+        if self.simulation_budget < 0:
+            raise ConfigError(f"simulation budget must be 0 (no cap) or positive, got {self.simulation_budget}")
+        if 0 < self.simulation_budget < self.minimum_budget and self.discriminator_on == "simulated":
+            raise ConfigError(f"a simulation budget of {self.simulation_budget:,} images is below the "
+                              f"{self.minimum_budget:,} this calibration needs ({MIN_BUDGET_REFRESHES} batches of "
+                              f"{self.batch_size} simulated fakes for the discriminator)")
+        if self.replay_size < self.batch_size:
+            raise ConfigError(f"replay_size must be at least the batch size ({self.batch_size}), got "
+                              f"{self.replay_size}")
+
+    @property
+    def minimum_budget(self) -> int:
+        """The smallest simulation budget the budgeted route can work with."""
+        return MIN_BUDGET_REFRESHES * self.batch_size
+
+    @property
+    def budgeted(self) -> bool:
+        """True when fresh simulations are capped."""
+        return self.simulation_budget > 0
 
 
 @dataclass
@@ -136,6 +165,11 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         self.history = {"eval_step": [], "image_distance": []}
         # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
         self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
+        self.replay: torch.Tensor | None = None  # under a budget: the latest simulated fakes, newest first
+        self.refreshed_at = -1
+        if config.budgeted:
+            # one batch every this many iterations spends the budget evenly over the run
+            self.refresh_every = max(1, -(-config.iterations * config.batch_size // config.simulation_budget))
         self._prepare_evaluation()
 
     # -- sampling -------------------------------------------------------------------------------------
@@ -170,19 +204,28 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         true = self.true_images[idx]
         self.eval_true_mean, self.eval_true_std = true.mean(0), true.std(0)
         self.eval_z = torch.randn(n, self.latent_dim, generator=gen, device=self.device)
-        self.eval_noise, _ = self._noise(n, gen)
+        self.eval_noise, self.eval_latent = self._noise(n, gen)
         self.grid_z = self.eval_z[:cfg.grid_rows]
         self.grid_true = ((self.true_images[idx[:cfg.grid_rows]].squeeze(1) + 1) * 0.5).cpu().numpy()
+
+    def _evaluation_images(self, params: torch.Tensor, start: int) -> torch.Tensor:
+        """Images at ``params`` with the fixed evaluation draws from ``start``: simulated, or under a budget
+        emulated (free)."""
+        sl = slice(start, start + params.shape[0])
+        noise = None if self.eval_noise is None else self.eval_noise[sl]
+        if self.config.budgeted:
+            return self.emulator.net(params, noise, None if self.eval_latent is None else self.eval_latent[sl])
+        return self._simulate(params, noise)
 
     @torch.no_grad()
     def image_distance(self, generator: torch.nn.Module | None = None) -> float:
         """RMS difference of per-pixel mean plus RMS difference of per-pixel std, simulated vs true.
 
-        Uses fixed latent draws, so successive evaluations differ only by the generator.
+        Uses fixed latent draws, so successive evaluations differ only by the generator.  Under a
+        budget the images are emulated.
         """
         net = generator or self.generator_avg
-        images = torch.cat([self._simulate(net(self.eval_z[s:s + 1024]),
-                                           None if self.eval_noise is None else self.eval_noise[s:s + 1024])
+        images = torch.cat([self._evaluation_images(net(self.eval_z[s:s + 1024]), s)
                             for s in range(0, self.eval_z.shape[0], 1024)])
         d_mean = (images.mean(0) - self.eval_true_mean).pow(2).mean().sqrt()
         d_std = (images.std(0) - self.eval_true_std).pow(2).mean().sqrt()
@@ -190,10 +233,31 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
 
     @torch.no_grad()
     def grid(self) -> np.ndarray:
-        """Images simulated from the averaged generator's parameters, (rows, H, W) in [0, 1]."""
+        """Images simulated from the averaged generator's parameters, (rows, H, W) in [0, 1]; under a
+        budget the newest simulated fakes (from the generator being trained), which cost nothing more."""
+        if self.config.budgeted:
+            if self.replay is None:
+                return self.grid_true[:0]
+            return to_unit_images(self.replay[:self.config.grid_rows]).numpy()
         params = self.generator_avg(self.grid_z)
-        noise = None if self.eval_noise is None else self.eval_noise[:params.shape[0]]
-        return to_unit_images(self._simulate(params, noise)).numpy()
+        return to_unit_images(self._evaluation_images(params, 0)).numpy()
+
+    @torch.no_grad()
+    def _replayed_fakes(self, n: int) -> torch.Tensor:
+        """D's fakes under a budget: n images drawn from the replay buffer, refreshed on schedule."""
+        cfg = self.config
+        due = self.replay is None or (self.iteration % self.refresh_every == 0
+                                      and self.refreshed_at != self.iteration)
+        if due and self.simulations + n <= cfg.simulation_budget:
+            self.refreshed_at = self.iteration
+            z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
+            noise, _ = self._noise(n, self.gen)
+            fresh = self._simulate(self.generator(z), noise)
+            self.replay = fresh if self.replay is None else torch.cat([fresh, self.replay])[:cfg.replay_size]
+        if self.replay is None:
+            raise ConfigError("the simulation budget is spent before the first batch of fakes")
+        idx = torch.randint(0, self.replay.shape[0], (n,), generator=self.gen, device=self.device)
+        return self.replay[idx]
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
@@ -216,9 +280,12 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, latent = self._noise(n, self.gen)
             with torch.no_grad():
-                p_fake = self.generator(z)
-                fake = (self._simulate(p_fake, noise) if cfg.discriminator_on == "simulated"
-                        else self.emulator.net(p_fake, noise, latent))
+                if cfg.discriminator_on == "emulated":
+                    fake = self.emulator.net(self.generator(z), noise, latent)
+                elif cfg.budgeted:
+                    fake = self._replayed_fakes(n)
+                else:
+                    fake = self._simulate(self.generator(z), noise)
             real = self._real_batch(n)
             real_labels = smooth_labels(n, True, cfg.label_flip, self.gen, self.device)
             d_loss = F.binary_cross_entropy_with_logits(self.discriminator(real), real_labels)

@@ -110,7 +110,8 @@ class TrainedEmulator:
             meta = json.loads(payload["meta"])
             parameters = parameters_from_json(meta["parameters"])
             net = Emulator(len(parameters), tuple(meta["image_shape"]), NetworkSizes(**meta["sizes"]),
-                           noise_image=bool(meta["noise_image"]), latent_dim=int(meta["latent_dim"]))
+                           noise_image=bool(meta["noise_image"]), latent_dim=int(meta["latent_dim"]),
+                           latent_field=bool(meta.get("latent_field", False)))
             net.load_state_dict(payload["emulator"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"emulator file is incomplete or from another version: {exc}") from exc

@@ -71,15 +71,22 @@ class Emulator(nn.Module):
         resolution: common random numbers make a stochastic simulator a deterministic map.
     latent_dim : int
         Size of a random latent vector appended to the parameters, for stochastic simulators
-        that cannot share their noise (learned adversarially).
+        that cannot share their noise.
+    latent_field : bool
+        Also take a standard-normal field (H, W) of the emulator's own, at full resolution: a
+        black-box simulator's pixel-level randomness (counting noise, white noise) then needs no
+        long latent vector.  The field travels as the last H*W entries of the latent, so
+        ``latent_dim`` (the whole random input's length) grows by H*W.
     """
 
     def __init__(self, n_params: int, image_shape: tuple[int, int], sizes: NetworkSizes,
-                 noise_image: bool = False, latent_dim: int = 0):
+                 noise_image: bool = False, latent_dim: int = 0, latent_field: bool = False):
         super().__init__()
         self.n_params, self.image_shape = n_params, tuple(image_shape)
-        self.noise_image, self.latent_dim = noise_image, latent_dim
         h, w = image_shape
+        self.noise_image, self.latent_field = noise_image, latent_field
+        self.latent_vector = latent_dim
+        self.latent_dim = latent_dim + (h * w if latent_field else 0)
         scale = 2 ** sizes.upsamplings
         self.coarse = (math.ceil(h / scale), math.ceil(w / scale))
         c = sizes.base_channels
@@ -93,7 +100,7 @@ class Emulator(nn.Module):
             out = max(16, channels // 2)
             self.stages.append(nn.Sequential(nn.Conv2d(channels + 2, out, 3, padding=1), nn.LeakyReLU(0.2)))
             channels = out
-        extra = 1 if noise_image else 0
+        extra = int(noise_image) + int(latent_field)
         # 1x1 convolutions: full-resolution work stays cheap, and noise mixes in per pixel
         self.head = nn.Sequential(nn.Conv2d(channels + 2 + extra, channels, 1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(channels, 1, 1))
@@ -108,17 +115,22 @@ class Emulator(nn.Module):
                latent: torch.Tensor | None = None) -> torch.Tensor:
         """The images before the final tanh (training keeps these in tanh's responsive range)."""
         n = params.shape[0]
-        x = params if latent is None else torch.cat([params, latent], dim=1)
+        h, w = self.image_shape
+        field = None
+        if self.latent_field:
+            latent, field = latent[:, :self.latent_vector], latent[:, self.latent_vector:].view(n, 1, h, w)
+        x = params if latent is None or not self.latent_vector else torch.cat([params, latent], dim=1)
         x = self.fc(x).view(n, self.base_channels, *self.coarse)
         for stage in self.stages:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = stage(torch.cat([x, _coords(n, x.shape[2], x.shape[3], x.device, x.dtype)], dim=1))
-        h, w = self.image_shape
         top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
         x = x[:, :, top:top + h, left:left + w]
         parts = [x, _coords(n, h, w, x.device, x.dtype)]
         if self.noise_image:
             parts.append(noise.view(n, 1, h, w) * 2.0 - 1.0)
+        if field is not None:
+            parts.append(field)
         return self.head(torch.cat(parts, dim=1))
 
 

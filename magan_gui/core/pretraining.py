@@ -2,12 +2,21 @@
 
 Modes
 -----
+``pixel``          a pixel loss |E(r) - T(r)|^2: the fastest route to fidelity for deterministic
+                   simulators and for stochastic ones that share their random draws.
+``energy``         for stochastic simulators that keep their random numbers to themselves (black
+                   boxes): E takes a random latent (a short vector and a per-pixel field) and learns
+                   the distribution of T's images at each r with the energy score, a proper scoring
+                   rule that needs one draw per parameter set, so it learns from a bank:
+                   E||E(r,l) - T(r)|| - 1/2 E||E(r,l) - E(r,l')||, over whole images and per pixel.
 ``siamese``        the paper: a Siamese network S learns same-versus-different on (T(r), T(r))
                    and (T(r), E(r)) with label smoothing and flips (SGD); E learns to fool S (Adam).
-``siamese+pixel``  the same, plus a direct pixel loss |E(r) - T(r)|^2 on E.
-``pixel``          the pixel loss alone: the fastest route to fidelity for deterministic
-                   simulators and for stochastic ones that share their random draws.
-``auto``           ``pixel`` when E can be fed T's noise (or T is deterministic), else ``siamese``.
+                   A black box needs two fresh draws at the same r for it, so never from a bank.
+``siamese+pixel``  the Siamese loss plus the pixel loss.
+``auto``           ``pixel`` when E can be fed T's noise (or T is deterministic), else ``energy``.
+
+The held-out fidelity figure is the pixel MSE for deterministic emulators, and for black boxes
+the energy score's per-pixel form (CRPS): both in image units of [-1, 1], lower is better.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from .progress import PretrainSnapshot
 from .simulators import LoadedSimulator
 from .training import TrainingRun, seeded_initialisation, smooth_labels, to_unit_images
 
-PRETRAIN_MODES = ("auto", "pixel", "siamese", "siamese+pixel")
+PRETRAIN_MODES = ("auto", "pixel", "energy", "siamese", "siamese+pixel")
 LATENT_DIM_BLACK_BOX = 8
 SATURATION_LIMIT = 6.0  # |pre-tanh output| beyond this is penalised (tanh(6) = 1 - 1.2e-5)
 
@@ -64,6 +73,22 @@ class PretrainConfig:
             raise ConfigError("learning rates and width must be positive")
 
 
+def energy_scores(first: torch.Tensor, second: torch.Tensor, observed: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy scores of two draws from a model against one observation each, (N, 1, H, W) images.
+
+    Returns the whole-image score (N,), with the L2 norm over pixels, and the per-pixel score
+    (CRPS) (N, 1, H, W).  Both are proper: in expectation lowest when the model's distribution at
+    each parameter set is the observation's, so one draw per parameter set is enough to learn it.
+    """
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(x.flatten(1), dim=1)
+
+    image = 0.5 * (norm(first - observed) + norm(second - observed)) - 0.5 * norm(first - second)
+    pixel = 0.5 * ((first - observed).abs() + (second - observed).abs()) - 0.5 * (first - second).abs()
+    return image, pixel
+
+
 class Pretrainer(TrainingRun[TrainedEmulator]):
     """One pretraining run; resumable from the emulator file it writes.
 
@@ -94,26 +119,30 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         self.simulator, self.space, self.bank = simulator, simulator.space, bank
         self.common_noise = simulator.shares_noise
         black_box_stochastic = simulator.stochastic and not self.common_noise
-        if bank is not None and black_box_stochastic:
-            raise ConfigError(f"simulator {simulator.name!r} is stochastic and does not share its random draws: its "
-                              "emulator cannot be pretrained from a bank yet (the Siamese loss needs two draws at "
-                              "the same parameters); pretrain it without --bank")
         self.mode = config.mode
         if self.mode == "auto":
-            self.mode = "siamese" if black_box_stochastic else "pixel"
-        if black_box_stochastic and self.mode == "pixel":
+            self.mode = "energy" if black_box_stochastic else "pixel"
+        if black_box_stochastic and self.mode in ("pixel", "siamese+pixel"):
             raise ConfigError(f"simulator {simulator.name!r} is stochastic and cannot share its random draws, so a "
-                              "pixel loss would only learn the average image; use --mode siamese")
+                              "pixel loss would only learn the average image; use --mode energy")
+        if self.mode == "energy" and not black_box_stochastic:
+            raise ConfigError(f"the energy mode learns a black-box simulator's randomness; {simulator.name!r} is "
+                              + ("deterministic" if not simulator.stochastic else "sharing its random draws")
+                              + ": use --mode pixel")
+        if bank is not None and black_box_stochastic and self.mode == "siamese":
+            raise ConfigError(f"simulator {simulator.name!r} keeps its random draws to itself, and the Siamese loss "
+                              "needs two draws at the same parameters, which a bank does not hold: use --mode energy")
         self.sizes = NetworkSizes.for_image(simulator.image_shape, config.width)
         with seeded_initialisation(config.seed):
             self.emulator = Emulator(len(self.space), simulator.image_shape, self.sizes,
                                      noise_image=self.common_noise,
-                                     latent_dim=LATENT_DIM_BLACK_BOX if black_box_stochastic else 0).to(self.device)
+                                     latent_dim=LATENT_DIM_BLACK_BOX if black_box_stochastic else 0,
+                                     latent_field=self.mode == "energy").to(self.device)
             self.siamese = self.opt_s = None
             if self.mode.startswith("siamese"):
                 self.siamese = Siamese(simulator.image_shape, self.sizes).to(self.device)
         self.opt_e = torch.optim.Adam(self.emulator.parameters(), lr=config.lr_emulator,
-                                      betas=(0.5, 0.999) if self.mode != "pixel" else (0.9, 0.999))
+                                      betas=(0.5, 0.999) if self.siamese is not None else (0.9, 0.999))
         if self.siamese is not None:
             self.opt_s = torch.optim.SGD(self.siamese.parameters(), lr=config.lr_siamese, momentum=0.9)
         self.history = {"fidelity_step": [], "fidelity_mse": [], "fidelity_time": []}
@@ -124,9 +153,13 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         """Random normalised parameters, with the noise image / latent the emulator takes."""
         r = torch.rand(n, len(self.space), generator=gen, device=self.device) * 2.0 - 1.0
         noise = self.simulator.sample_noise(n, generator=gen, device=self.device)
-        latent = (torch.randn(n, self.emulator.latent_dim, generator=gen, device=self.device)
-                  if self.emulator.latent_dim else None)
-        return r, noise, latent
+        return r, noise, self._latent(n, gen)
+
+    def _latent(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
+        """The emulator's own random input for n images (None for a deterministic emulator)."""
+        if not self.emulator.latent_dim:
+            return None
+        return torch.randn(n, self.emulator.latent_dim, generator=gen, device=self.device)
 
     def _batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """A training batch: normalised parameters, noise image, latent, and the simulator's images in [-1, 1]."""
@@ -135,7 +168,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
             return r, noise, latent, self.simulate(r, noise, check=self.iteration == 0)
         rows = self.train_rows[torch.randint(len(self.train_rows), (n,), generator=self.gen, device=self.device)]
         noise = None if self.bank_noise is None else self.bank_noise[rows]
-        return self.bank_r[rows], noise, None, self.bank_images[rows]
+        return self.bank_r[rows], noise, self._latent(n, self.gen), self.bank_images[rows]
 
     def _load_bank(self, bank: BankData) -> torch.Tensor:
         """Put the bank on the device; return the rows held out for fidelity (a tenth at most), fixed by the seed."""
@@ -157,20 +190,37 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
             self.heldout_images = self.simulate(self.heldout[0], self.heldout[1], check=True)
         else:
             held = self._load_bank(self.bank)
-            self.heldout = (self.bank_r[held], None if self.bank_noise is None else self.bank_noise[held], None)
+            gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7919)
+            self.heldout = (self.bank_r[held], None if self.bank_noise is None else self.bank_noise[held],
+                            self._latent(len(held), gen))
             self.heldout_images = self.bank_images[held]
+        if self.mode == "energy":  # a second fixed draw per held-out image, for the energy score
+            gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7927)
+            self.heldout_twin = torch.randn(self.heldout[0].shape[0], self.emulator.latent_dim, generator=gen,
+                                            device=self.device)
         rows = self.config.grid_rows
         self.grid_inputs = tuple(None if t is None else t[:rows] for t in self.heldout)
         self.grid_simulated = self.heldout_images[:rows]
 
     # -- evaluation -----------------------------------------------------------------------------------
+    @property
+    def fidelity_metric(self) -> str:
+        """What the fidelity figure is (both lower-is-better, images in [-1, 1])."""
+        return "CRPS" if self.mode == "energy" else "pixel MSE"
+
     @torch.no_grad()
     def fidelity(self) -> float:
-        """Held-out pixel MSE between emulator and simulator, images in [-1, 1] (blank scores ~0.03 on lines)."""
+        """Held-out fidelity: pixel MSE (a blank image scores ~0.03 on lines), or for black boxes the
+        per-pixel energy score (CRPS) of two emulator draws per held-out simulator image."""
         total = 0.0
         r, noise, latent = self.heldout
         for start in range(0, r.shape[0], 256):
             sl = slice(start, start + 256)
+            if self.mode == "energy":
+                total += float(energy_scores(self.emulator(r[sl], None, latent[sl]),
+                                             self.emulator(r[sl], None, self.heldout_twin[sl]),
+                                             self.heldout_images[sl])[1].sum())
+                continue
             out = self.emulator(r[sl], None if noise is None else noise[sl], None if latent is None else latent[sl])
             total += float(((out - self.heldout_images[sl]) ** 2).sum())
         return total / self.heldout_images.numel()
@@ -239,6 +289,13 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
                 p.requires_grad_(True)
             losses["emulator_adv"] = adv.detach()
             e_loss = e_loss + adv
+        if self.mode == "energy":
+            twin = torch.tanh(self.emulator.logits(r, None, torch.randn_like(latent)))
+            image_score, pixel_score = energy_scores(emulated, twin, simulated)
+            # the whole-image score ties the pixels together; the per-pixel one pins each pixel's spread
+            energy = image_score.mean() / math.sqrt(simulated[0].numel()) + pixel_score.mean()
+            losses["energy"] = energy.detach()
+            e_loss = e_loss + energy
         if self.mode in ("pixel", "siamese+pixel"):
             pixel = F.mse_loss(emulated, simulated)
             losses["pixel_mse"] = pixel.detach()
@@ -262,7 +319,8 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         return {"simulator": self.simulator.name, "simulator_spec": self.simulator.spec,
                 "parameters": parameters_to_json(self.simulator.parameters),
                 "image_shape": list(self.simulator.image_shape), "sizes": asdict(self.sizes),
-                "noise_image": self.emulator.noise_image, "latent_dim": self.emulator.latent_dim,
+                "noise_image": self.emulator.noise_image, "latent_dim": self.emulator.latent_vector,
+                "latent_field": self.emulator.latent_field, "fidelity_metric": self.fidelity_metric,
                 "mode": self.mode, "config": asdict(self.config), "iteration": self.iteration,
                 "wall_time": self.wall_time, "fidelity_mse": fid[-1] if fid else None,
                 "device": str(self.device),

@@ -24,7 +24,7 @@ from .errors import ConfigError, TrainingError
 from .presets import apply_preset, load_preset
 from .pretraining import PretrainConfig, Pretrainer
 from .progress import Observer, RunControl
-from .results import build_result
+from .results import build_result, parameter_effects
 from .simulators import LoadedSimulator
 from .training import TrainingRun
 
@@ -148,8 +148,10 @@ def calibrate(simulator: LoadedSimulator, emulator: TrainedEmulator, true: TrueI
         _continue(calibrator, resume, "the last calibration")
     outcome = calibrator.run(observer=observer, control=control, checkpoint_path=checkpoint_path,
                              snapshot_at=snapshot_at)
+    # under a budget, how much each parameter shows in the images is measured on the emulator (free)
+    effects = parameter_effects(emulator, outcome.samples, device) if config.budgeted else None
     result = build_result(simulator, outcome, true, emulator.meta, asdict(config), config.seed, device,
-                          emulator_path)
+                          emulator_path, effects=effects)
     return Calibration(outcome, result, payload_to_cpu(calibrator.checkpoint_payload()))
 
 
