@@ -24,6 +24,8 @@ The true images are a small closure set (``--true-count``) drawn with the plugin
 timing, with ``MAGAN_SLOW_SECONDS=0`` (which scripts/slow_plugin.py honours), and given to the
 window as a file, so that opening does not wait for thousands of slow simulations.  Lateness is
 measured for ``--seconds`` from the click, or until the run ends; then the run is stopped.
+With ``--calibrate BUDGET`` pretraining runs to its end, the Calibration panel's Start is pressed
+with that simulation budget, and the loop is measured ``--seconds`` more.
 Reported (one JSON line, then a summary): ``build_window``'s wall time (it runs on the GUI thread
 before the window exists, so it is not a tick), the wall time of the Start click itself, and
 the lateness percentiles per tick and corrected for coordinated omission: a freeze of T ms
@@ -147,6 +149,9 @@ def main() -> int:
                         help="--responsiveness: how long to measure after pressing Start (default 20)")
     parser.add_argument("--true-count", type=int, default=64,
                         help="--responsiveness: true images drawn before opening (default 64)")
+    parser.add_argument("--calibrate", type=int, metavar="BUDGET", default=None,
+                        help="--responsiveness: let pretraining finish, then press the Calibration panel's Start "
+                        "with this simulation budget and measure --seconds more")
     args = parser.parse_args()
     if args.responsiveness is None and not args.emulator:
         parser.error("--emulator is required for the speed and memory modes (or give --responsiveness SPEC)")
@@ -338,6 +343,26 @@ def responsiveness(args) -> int:
         problem = f"pressing Start started no run: {window.last_error or 'no message'}"
     deadline = max(t_click + args.seconds, time.perf_counter() + 0.25)  # see at least the tick after the click
     wait(lambda: time.perf_counter() >= deadline or not window.busy)
+    calibration: dict = {}
+    if args.calibrate is not None and not problem:
+        wait(lambda: not window.busy or time.perf_counter() - t_click > 900)  # pretraining runs to its end
+        if window.session.emulator is None:
+            problem = f"pretraining left no emulator to calibrate with: {window.last_error or 'no message'}"
+        else:
+            cal = window.calibrate_panel
+            window.tabs.setCurrentWidget(cal)
+            cal.iterations.setValue(args.iterations)
+            cal.batch.setValue(args.batch or 8)
+            cal.budget_input.setValue(args.calibrate)
+            ticks_before_calibration = len(meter.lateness)
+            t_cal = time.perf_counter()
+            cal.start_button.click()
+            calibration["start_click_ms"] = round((time.perf_counter() - t_cal) * 1000, 1)
+            if not window.busy:
+                problem = f"pressing Calibrate's Start started no run: {window.last_error or 'no message'}"
+            wait(lambda: time.perf_counter() >= t_cal + args.seconds or not window.busy)
+            calibration["iterations_reached"] = cal.progress.value()
+            calibration["measured_s"] = round(time.perf_counter() - t_cal, 2)
     measured_s = time.perf_counter() - t_click
     meter.stop()
     finished = started and not window.busy
@@ -358,6 +383,8 @@ def responsiveness(args) -> int:
 
     whole = lateness_summary(meter.lateness, meter.period)
     after_start = lateness_summary(meter.lateness[ticks_before_start:], meter.period)
+    if calibration:
+        calibration["lateness"] = lateness_summary(meter.lateness[ticks_before_calibration:], meter.period)
     report = {
         "mode": "responsiveness", "simulator": spec, "iterations": args.iterations, "batch": panel.batch.value(),
         "heldout": heldout, "seconds": args.seconds, "build_window_s": round(build_s, 3),
@@ -365,7 +392,7 @@ def responsiveness(args) -> int:
         "start_within_frame": click_ms <= FRAME_MS, "run_started": started, "run_finished": finished,
         "measured_s": round(measured_s, 2), "iterations_reached": reached, "stop_s": round(stop_s, 2),
         "lateness": whole, "lateness_after_start": after_start, "error": problem or None,
-        "exceptions": raised,
+        "exceptions": raised, "calibration": calibration or None,
     }
     print(json.dumps(report), flush=True)
 
@@ -382,6 +409,10 @@ def responsiveness(args) -> int:
           f"frame ({FRAME_MS:.1f} ms)")
     print(line("event-loop lateness from the window's opening", whole))
     print(line("event-loop lateness from Start", after_start))
+    if calibration:
+        print(f"Calibrate's Start click returned in {calibration['start_click_ms']:.1f} ms (budget {args.calibrate})")
+        print(line("event-loop lateness from Calibrate's Start", calibration["lateness"]))
+        print(f"calibration reached iteration {calibration['iterations_reached']} in {calibration['measured_s']} s")
     print(f"run {'finished' if finished else 'still going' if started else 'not started'} after {measured_s:.1f} s; "
           f"iterations reached {reached} of {args.iterations}; stopping took {stop_s:.2f} s")
     if problem:

@@ -433,6 +433,21 @@ def test_bank_then_pretrain_from_it_then_calibrate_counts_every_simulation(workd
     assert sims["total"] == sims["bank"] + sims["calibration"] + sims["result_checks"]
     assert f"simulator images consumed: {sims['total']:,}" in out
 
+    # under a budget: at most that many fresh images, the result's checks included
+    code, out, _ = _run("calibrate", "--simulator", "lines", "--emulator", str(emulator), "--true", str(true_npz),
+                        "-o", str(result), "--preset", str(workdir / "tiny.toml"), "--quiet", "--device", "cpu",
+                        "--simulation-budget", "200", "--force")
+    assert code == 0, out
+    budgeted = json.loads(result.read_text())
+    assert 0 < budgeted["simulations"]["calibration"] <= 200 and budgeted["simulations"]["result_checks"] == 0
+    assert budgeted["calibration"]["config"]["simulation_budget"] == 200
+    before = result.read_bytes()
+    code, _, err = _run("calibrate", "--simulator", "lines", "--emulator", str(emulator), "--true", str(true_npz),
+                        "-o", str(result), "--preset", str(workdir / "tiny.toml"), "--device", "cpu",
+                        "--simulation-budget", "100", "--force")
+    assert code == 2 and "below the 128 this calibration needs" in _assert_one_error_line(err, "calibrate")
+    assert result.read_bytes() == before   # nothing overwritten
+
 
 def test_pretraining_from_a_bank_of_another_simulator_or_a_broken_file_is_one_line(tmp_path):
     bank = tmp_path / "bank.h5"

@@ -12,10 +12,12 @@ needs no true parameters, so it works on data.  Pooling averages out the remaini
 
 Under a simulation budget (``simulation_budget`` > 0) the run makes at most that many simulator
 images, all of them fakes for D: every few iterations it simulates one batch at G's current
-parameters into a replay buffer of the latest ``replay_size`` images, and D draws its fakes from
-there.  D still compares simulator images with true images only (no emulator artefacts to latch
-onto), at a cost spread evenly over the run; the evaluations and the image grid use the emulator
-and the buffer, so they cost nothing.
+parameters, keeps the latest ``replay_batches`` such batches, and D takes one of them whole as
+its fakes until the next.  D still compares simulator images with true images only (no emulator
+artefacts to latch onto), at a cost spread evenly over the run.  A fake batch is always one
+generator state's batch, never a mixture of older ones: D sees each batch's spread, and a
+mixture of states is wider than the generator is, which D would teach it to narrow.  The
+evaluations and the image grid use the emulator and the latest batch, so they cost nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class CalibrationConfig:
     batch_size: int = 64
     discriminator_on: str = "simulated"   # "simulated" T(G(z)) or "emulated" E(G(z)) fakes for D
     simulation_budget: int = 0            # most fresh simulator images the run may make; 0: no cap
-    replay_size: int = 512                # under a budget: D's fakes come from the latest this many
+    replay_batches: int = 2               # under a budget: D's fakes are one of the latest this many batches
     lr_generator: float = 2e-4            # Adam (beta1 0.5)
     lr_discriminator: float = 0.02        # SGD with momentum 0.9, or Adam (beta1 0.5)
     discriminator_optimizer: str = "sgd"  # "sgd" (the paper) or "adam"
@@ -91,9 +93,8 @@ class CalibrationConfig:
             raise ConfigError(f"a simulation budget of {self.simulation_budget:,} images is below the "
                               f"{self.minimum_budget:,} this calibration needs ({MIN_BUDGET_REFRESHES} batches of "
                               f"{self.batch_size} simulated fakes for the discriminator)")
-        if self.replay_size < self.batch_size:
-            raise ConfigError(f"replay_size must be at least the batch size ({self.batch_size}), got "
-                              f"{self.replay_size}")
+        if self.replay_batches < 1:
+            raise ConfigError(f"replay_batches must be at least 1, got {self.replay_batches}")
 
     @property
     def minimum_budget(self) -> int:
@@ -165,7 +166,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         self.history = {"eval_step": [], "image_distance": []}
         # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
         self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
-        self.replay: torch.Tensor | None = None  # under a budget: the latest simulated fakes, newest first
+        self.replay: list[torch.Tensor] = []  # under a budget: the latest simulated batches, newest first
         self.refreshed_at = -1
         if config.budgeted:
             # one batch every this many iterations spends the budget evenly over the run
@@ -236,28 +237,26 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         """Images simulated from the averaged generator's parameters, (rows, H, W) in [0, 1]; under a
         budget the newest simulated fakes (from the generator being trained), which cost nothing more."""
         if self.config.budgeted:
-            if self.replay is None:
+            if not self.replay:
                 return self.grid_true[:0]
-            return to_unit_images(self.replay[:self.config.grid_rows]).numpy()
+            return to_unit_images(self.replay[0][:self.config.grid_rows]).numpy()
         params = self.generator_avg(self.grid_z)
         return to_unit_images(self._evaluation_images(params, 0)).numpy()
 
     @torch.no_grad()
     def _replayed_fakes(self, n: int) -> torch.Tensor:
-        """D's fakes under a budget: n images drawn from the replay buffer, refreshed on schedule."""
+        """D's fakes under a budget: one whole recent simulated batch, refreshed on schedule."""
         cfg = self.config
-        due = self.replay is None or (self.iteration % self.refresh_every == 0
-                                      and self.refreshed_at != self.iteration)
+        due = not self.replay or (self.iteration % self.refresh_every == 0 and self.refreshed_at != self.iteration)
         if due and self.simulations + n <= cfg.simulation_budget:
             self.refreshed_at = self.iteration
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, _ = self._noise(n, self.gen)
-            fresh = self._simulate(self.generator(z), noise)
-            self.replay = fresh if self.replay is None else torch.cat([fresh, self.replay])[:cfg.replay_size]
-        if self.replay is None:
+            self.replay = [self._simulate(self.generator(z), noise)] + self.replay[:cfg.replay_batches - 1]
+        if not self.replay:
             raise ConfigError("the simulation budget is spent before the first batch of fakes")
-        idx = torch.randint(0, self.replay.shape[0], (n,), generator=self.gen, device=self.device)
-        return self.replay[idx]
+        pick = int(torch.randint(0, len(self.replay), (1,), generator=self.gen, device=self.device))
+        return self.replay[pick]
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:

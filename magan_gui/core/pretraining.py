@@ -237,6 +237,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         r, noise, latent = self.grid_inputs
         h = self.history
         return {"fidelity_mse": h["fidelity_mse"][-1] if h["fidelity_mse"] else None,
+                "fidelity_metric": self.fidelity_metric,
                 "fidelity_iteration": h["fidelity_step"][-1] if h["fidelity_step"] else None,
                 "emulated": to_unit_images(self.emulator(r, noise, latent)).numpy(),
                 "simulated": to_unit_images(self.grid_simulated).numpy(),

@@ -77,6 +77,10 @@ class Snapshot:
         New loss values by loss name, aligned with ``loss_steps``.
     final : bool
         True for the last snapshot of a run.
+    simulations : int
+        Fresh simulator images the run has made so far.
+    simulation_budget : int
+        The most it may make; 0 when there is no cap.
     """
 
     stage: str
@@ -88,6 +92,8 @@ class Snapshot:
     loss_steps: np.ndarray
     losses: dict[str, np.ndarray]
     final: bool = False
+    simulations: int = 0
+    simulation_budget: int = 0
 
     def metrics(self) -> dict[str, float]:
         """The evaluation numbers as a flat name -> value dict, the form project files keep."""
@@ -101,7 +107,11 @@ class PretrainSnapshot(Snapshot):
     Attributes
     ----------
     fidelity_mse : float or None
-        Latest held-out pixel MSE (images in [-1, 1]); None before the first evaluation.
+        Latest held-out fidelity figure (images in [-1, 1], lower is better); None before the first
+        evaluation.
+    fidelity_metric : str
+        What that figure is: "pixel MSE", or "CRPS" (the per-pixel energy score) for the emulator
+        of a black-box stochastic simulator.
     fidelity_iteration : int or None
         The iteration that evaluation was made at.
     emulated, simulated : np.ndarray
@@ -111,6 +121,7 @@ class PretrainSnapshot(Snapshot):
     """
 
     fidelity_mse: float | None = None
+    fidelity_metric: str = "pixel MSE"
     fidelity_iteration: int | None = None
     emulated: np.ndarray | None = None
     simulated: np.ndarray | None = None

@@ -13,6 +13,7 @@ import torch
 
 from .calibration import CalibrationOutcome
 from .data import TrueImages
+from .emulator import TrainedEmulator
 from .files import refuse_existing, write_atomically
 from .simulators import LoadedSimulator
 
@@ -32,9 +33,10 @@ def software_versions() -> dict[str, str]:
 
 
 @torch.no_grad()
-def parameter_effects(simulator: LoadedSimulator, samples: np.ndarray, device: torch.device | str = "cpu",
+def parameter_effects(simulator: LoadedSimulator | TrainedEmulator, samples: np.ndarray, device: torch.device | str = "cpu",
                       n: int = 256, seed: int = 0) -> tuple[np.ndarray, float]:
-    """How much each parameter shows in the images.
+    """How much each parameter shows in the images, measured on ``simulator`` (a loaded simulator, or
+    a trained emulator when simulations are budgeted).
 
     Returns the mean L2 image change (pixels in [0, 1]) when each parameter moves by one
     best-match std from best-match samples, and the L2 difference two noise draws make at the
@@ -109,6 +111,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
         "true_data": {"source": true.source, "sha256": true.sha256, "n_images": len(true),
                       "image_shape": list(true.shape), "true_parameters_known": known},
         "emulator": {"path": emulator_path, "fidelity_mse": emulator_meta.get("fidelity_mse"),
+                     "fidelity_metric": emulator_meta.get("fidelity_metric", "pixel MSE"),
                      "mode": emulator_meta.get("mode"), "iterations": emulator_meta.get("iteration")},
         "calibration": {"iterations": outcome.iteration, "pooled_iterations": outcome.chosen_iterations,
                         "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,

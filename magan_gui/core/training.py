@@ -164,7 +164,7 @@ class TrainingRun(Generic[Result]):
             if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
                 self._evaluate()
             if log.due(self.iteration):
-                log.emit(self.iteration, kind=self.snapshot_type, **self.snapshot_fields())
+                log.emit(self.iteration, kind=self.snapshot_type, **self._counts(), **self.snapshot_fields())
             if checkpoint_path and time.perf_counter() - last_checkpoint > cfg.checkpoint_seconds:
                 save_checkpoint(checkpoint_path, self.checkpoint_payload())
                 last_checkpoint = time.perf_counter()
@@ -175,8 +175,14 @@ class TrainingRun(Generic[Result]):
             save_checkpoint(checkpoint_path, self.checkpoint_payload())
         result = self.finish(stopped)
         if observer is not None:
-            log.emit(self.iteration, final=True, kind=self.snapshot_type, **self.snapshot_fields(result))
+            log.emit(self.iteration, final=True, kind=self.snapshot_type, **self._counts(),
+                     **self.snapshot_fields(result))
         return result
+
+    def _counts(self) -> dict[str, int]:
+        """The simulator images made so far, and the cap on them, for snapshots."""
+        return {"simulations": self.simulations,
+                "simulation_budget": int(getattr(self.config, "simulation_budget", 0))}
 
     def _evaluate(self) -> None:
         self.evaluate()

@@ -171,8 +171,21 @@ def test_a_fresh_pretraining_counts_what_it_simulated(lines):
     assert trainer.trained_emulator().meta["simulations"]["fresh"] == 32 + 5 * 8
 
 
-def test_a_black_box_stochastic_simulator_cannot_pretrain_from_a_bank_yet(tmp_path):
+def test_a_black_box_stochastic_simulator_learns_its_randomness_from_a_bank(tmp_path):
     black_box = load_simulator("blackbox:circles")
-    build_bank(black_box, tmp_path / "b.h5", 40, chunk_size=20)
-    with pytest.raises(ConfigError, match="cannot be pretrained from a bank yet"):
-        Pretrainer(black_box, tiny_pretrain_config(iterations=5), "cpu", load_bank(tmp_path / "b.h5", black_box))
+    build_bank(black_box, tmp_path / "b.h5", 200, chunk_size=50)
+    bank = load_bank(tmp_path / "b.h5", black_box)
+    made = black_box.images_made
+    trainer = Pretrainer(black_box, tiny_pretrain_config(iterations=30, eval_every=10), "cpu", bank)
+    assert trainer.mode == "energy" and trainer.emulator.latent_field
+    before = trainer.fidelity()
+    emulator = trainer.run()
+    assert black_box.images_made == made, "pretraining from a bank must not call the simulator"
+    assert emulator.meta["fidelity_metric"] == "CRPS" and emulator.meta["simulations"]["fresh"] == 0
+    assert trainer.fidelity() < before
+    # two draws at the same parameters differ pixel by pixel, as the simulator's white noise does
+    params = torch.tensor([[18.0, 18.0, 8.0, 0.15, 0.9]] * 2)
+    a, b = emulator.simulate(params), emulator.simulate(params)
+    assert (a - b).abs().mean() > 1e-3
+    with pytest.raises(ConfigError, match="which a bank does not hold"):
+        Pretrainer(black_box, tiny_pretrain_config(iterations=5, mode="siamese"), "cpu", bank)

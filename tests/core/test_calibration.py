@@ -195,3 +195,31 @@ def test_circles_calibration_with_shared_noise(circles):
     outcome = Calibrator(circles, emulator, true, tiny_config(iterations=4, eval_every=2, n_samples=50), "cpu").run()
     assert outcome.samples.shape == (50, 5)
     assert outcome.history["eval_step"] == [2, 4]
+
+
+def test_a_budget_is_never_exceeded_and_everything_is_counted(lines, lines_true, tiny_emulator_path):
+    from magan_gui.core import workflow
+    from magan_gui.core.emulator import TrainedEmulator
+
+    # 50 iterations of batch 16 would simulate 800 fakes; the budget allows 200, evaluations included
+    config = tiny_config(iterations=50, simulation_budget=200, eval_every=10, snapshot_seconds=0.0)
+    made = lines.images_made
+    snaps = []
+    calibration = workflow.calibrate(lines, TrainedEmulator.load(tiny_emulator_path), lines_true, config, "cpu",
+                                     observer=snaps.append)
+    spent = lines.images_made - made
+    assert 8 * 16 <= spent <= 200
+    assert calibration.outcome.simulations == spent
+    assert calibration.result["simulations"]["calibration"] == spent
+    assert calibration.result["simulations"]["result_checks"] == 0   # measured on the emulator under a budget
+    assert snaps[-1].simulations == spent and snaps[-1].simulation_budget == 200
+    counts = [s.simulations for s in snaps]
+    assert counts == sorted(counts) and counts[0] < spent   # spent evenly over the run, not up front
+    assert calibration.outcome.samples.std(0).min() > 0
+    assert snaps[-1].generated.shape == (3, 28, 28)   # the grid shows the latest simulated fakes
+
+
+def test_a_budget_below_the_minimum_is_refused():
+    with pytest.raises(ValueError, match="below the 128 this calibration needs"):
+        tiny_config(simulation_budget=100).validate()
+    tiny_config(simulation_budget=100, discriminator_on="emulated").validate()   # emulated fakes cost nothing

@@ -11,6 +11,7 @@ import torch
 
 from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.emulator import TrainedEmulator
+from magan_gui.core.errors import ConfigError
 from magan_gui.core.pretraining import PretrainConfig, Pretrainer
 from magan_gui.core.progress import PretrainSnapshot, RunControl
 from magan_gui.core.simulators import load_simulator
@@ -177,17 +178,27 @@ def test_resume_refuses_other_simulator(lines, circles, tmp_path):
         Pretrainer(lines, tiny_pretrain_config(iterations=4), "cpu").resume_from(tmp_path / "missing.pt")
 
 
-def test_black_box_stochastic_plugin_gets_siamese_and_latent(black_box):
-    trainer = Pretrainer(black_box, tiny_pretrain_config(iterations=3, eval_every=3, heldout=16), "cpu")
-    assert trainer.mode == "siamese"
+@pytest.mark.parametrize("mode", ["auto", "siamese"])
+def test_black_box_stochastic_plugin_gets_a_latent(black_box, mode):
+    trainer = Pretrainer(black_box, tiny_pretrain_config(iterations=3, eval_every=3, heldout=16, mode=mode), "cpu")
+    assert trainer.mode == ("energy" if mode == "auto" else "siamese")
     assert not trainer.common_noise
     assert trainer.emulator.latent_dim > 0 and not trainer.emulator.noise_image
+    # the energy mode adds a per-pixel latent field; the file remembers it
+    assert trainer.emulator.latent_field == (mode == "auto")
     emulator = trainer.run()
     assert emulator.stochastic
     images = emulator.simulate(torch.tensor([[8.0, 0.1], [6.0, 0.2]]))
     assert images.shape == (2, 16, 16)
     # the latent makes the emulator stochastic too
     assert not torch.equal(images, emulator.simulate(torch.tensor([[8.0, 0.1], [6.0, 0.2]])))
+    reloaded = TrainedEmulator.from_payload(emulator.payload())
+    assert reloaded.net.latent_dim == emulator.net.latent_dim and reloaded.net.latent_field == emulator.net.latent_field
+
+
+def test_the_energy_mode_is_for_black_boxes_only(lines):
+    with pytest.raises(ConfigError, match="use --mode pixel"):
+        Pretrainer(lines, tiny_pretrain_config(iterations=3, mode="energy"), "cpu")
 
 
 def test_black_box_stochastic_plugin_refuses_pixel_mode(black_box):

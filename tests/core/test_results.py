@@ -57,7 +57,8 @@ def test_result_fields_with_known_params(lines, lines_true):
         assert q["2.5"] < q["50"] < q["97.5"]
     assert result["true_data"]["true_parameters_known"] is True
     assert result["true_data"]["sha256"] == lines_true.sha256 and result["true_data"]["n_images"] == 256
-    assert result["emulator"] == {"path": "emulator.pt", "fidelity_mse": 0.012, "mode": "pixel", "iterations": 150}
+    assert result["emulator"] == {"path": "emulator.pt", "fidelity_mse": 0.012, "fidelity_metric": "pixel MSE",
+                                  "mode": "pixel", "iterations": 150}
     cal = result["calibration"]
     assert cal["pooled_iterations"] == [20, 40] and cal["iterations"] == 40 and cal["image_distance"] == 0.05
     assert result["correlation"]["names"] == ["m", "x0", "c", "x_steps"]

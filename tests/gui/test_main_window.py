@@ -286,6 +286,26 @@ def test_calibration_fills_the_table(qtbot, calibrated):
     assert window.results_panel.export_button.isEnabled()
 
 
+def test_a_budgeted_calibration_shows_what_it_consumed(qtbot, window, wait_run, monkeypatch, tiny_emulator_path):
+    load_emulator_by_dialog(qtbot, window, monkeypatch, tiny_emulator_path)
+    panel = window.calibrate_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    panel.budget_input.setValue(10)   # below the route's minimum: refused, nothing started
+    click(qtbot, panel.start_button)
+    assert not window.busy and "below the" in window.last_error
+    close_message_boxes(window)
+    panel.budget_input.setValue(8 * panel.batch.value())
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=60000)
+    wait_run(window)
+    sims = window.session.result["simulations"]
+    assert 0 < sims["calibration"] <= 8 * panel.batch.value() and sims["result_checks"] == 0
+    assert f"{sims['calibration']:,} simulator images of a budget of {8 * panel.batch.value():,}" in \
+        panel.describe(panel.snapshots[-1])
+    assert "simulation budget" in window.results_panel.provenance.toPlainText()
+
+
 def test_results_exports(qtbot, calibrated, tmp_path):
     window = calibrated
     results = window.results_panel

@@ -6,6 +6,7 @@ import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
+    QSpinBox,
     QHBoxLayout,
     QHeaderView,
     QTableWidget,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from ...core import workflow
 from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig
+from ...core.errors import ConfigError
 from ...core.progress import CalibrationSnapshot
 from ..session import Session
 from ..widgets import ImageGrid, ParameterHistogram
@@ -37,10 +39,20 @@ class CalibrationPanel(RunPanel):
         self.disc_input.addItems(DISCRIMINATOR_INPUTS)
         self.disc_input.setToolTip("Fakes shown to the discriminator: simulated T(G(z)) (the paper's standard, "
                                    "more accurate) or emulated E(G(z)) (faster when the simulator is slow)")
+        self.budget_input = QSpinBox()
+        self.budget_input.setRange(0, 1_000_000_000)
+        self.budget_input.setSingleStep(1000)
+        self.budget_input.setGroupSeparatorShown(True)
+        self.budget_input.setSpecialValueText("no cap")
+        self.budget_input.setToolTip("The most fresh simulator images this calibration may make, evaluations "
+                                     "included. With a cap, the discriminator's simulated fakes come from a replay "
+                                     "buffer refreshed evenly over the run, and the evaluations use the emulator. "
+                                     "0: no cap (a fresh simulated batch every iteration)")
         self.add_common_settings("Generator updates; the quick preset uses 4000",
                                  "Images per discriminator and generator update",
                                  "Random seed: the same seed and settings give the same calibration",
-                                 [("discriminator sees", self.disc_input)])
+                                 [("discriminator sees", self.disc_input),
+                                  ("simulation budget", self.budget_input)])
         self.controls.addStretch(1)
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
@@ -82,6 +94,7 @@ class CalibrationPanel(RunPanel):
         config = self.session.stage_configs().calibrate
         self.show_config(config)
         self.disc_input.setCurrentText(config.discriminator_on)
+        self.budget_input.setValue(config.simulation_budget)
         for h in self.histograms:
             self.hist_layout.removeWidget(h)
             h.deleteLater()
@@ -122,6 +135,7 @@ class CalibrationPanel(RunPanel):
         """The settings as a CalibrationConfig."""
         base = self.session.stage_configs().calibrate
         base.discriminator_on = self.disc_input.currentText()
+        base.simulation_budget = self.budget_input.value()
         return self.read_config(base)
 
     def missing_input(self) -> str | None:
@@ -137,6 +151,11 @@ class CalibrationPanel(RunPanel):
             return None
         s = self.session
         config, state = self.config(), self.saved_state if resume else None
+        try:
+            config.validate()
+        except ConfigError as exc:
+            self.error.emit(str(exc))
+            return None
         simulator, true, emulator, device, path = s.simulator, s.true, s.emulator, s.device, s.emulator_path
 
         def job(observe, control) -> workflow.Calibration:

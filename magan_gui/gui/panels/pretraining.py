@@ -68,6 +68,7 @@ class PretrainingPanel(RunPanel):
         self.difference.setChecked(True)
         self.difference.setToolTip("Add a column with the absolute pixel difference of the latest emulator")
         self.fidelity = pg.PlotWidget(background="w")
+        self.fidelity_title = "pixel MSE"
         self.fidelity.setTitle("held-out pixel MSE (images in [-1, 1])", color="#222", size="10pt")
         self.fidelity.setLogMode(y=True)
         self.fidelity.setLabel("bottom", "iteration")
@@ -160,7 +161,10 @@ class PretrainingPanel(RunPanel):
     def describe(self, snap: PretrainSnapshot) -> str:
         text = super().describe(snap)
         if snap.fidelity_mse is not None:
-            text += f" · held-out MSE {snap.fidelity_mse:.5f}"
+            text += f" · held-out {snap.fidelity_metric} {snap.fidelity_mse:.5f}"
+        if snap.fidelity_metric != self.fidelity_title:
+            self.fidelity_title = snap.fidelity_metric
+            self.fidelity.setTitle(f"held-out {snap.fidelity_metric} (images in [-1, 1])", color="#222", size="10pt")
         return text
 
     def restore_history(self, history: dict) -> None:
@@ -172,7 +176,8 @@ class PretrainingPanel(RunPanel):
         ending = ("stopped early: press Continue to train it further" if pretraining.stopped
                   else "the emulator is ready for calibration")
         self.status.setText(f"{'stopped' if pretraining.stopped else 'done'}: {meta['iteration']} iterations in "
-                            f"{meta['wall_time']:.0f} s, held-out pixel MSE {meta['fidelity_mse']:.5f} — {ending}")
+                            f"{meta['wall_time']:.0f} s, held-out {meta.get('fidelity_metric', 'pixel MSE')} "
+                            f"{meta['fidelity_mse']:.5f} — {ending}")
         self.session.set_emulator(pretraining.emulator, state=pretraining.state)
 
     def choose_emulator(self) -> None:
@@ -196,5 +201,6 @@ class PretrainingPanel(RunPanel):
             return False
         self.last_folder = str(Path(path).parent)
         self.session.set_emulator(emulator, path)
-        self.status.setText(f"loaded {path}: held-out pixel MSE {emulator.meta.get('fidelity_mse')}")
+        self.status.setText(f"loaded {path}: held-out {emulator.meta.get('fidelity_metric', 'pixel MSE')} "
+                            f"{emulator.meta.get('fidelity_mse')}")
         return True

@@ -35,11 +35,14 @@ def provenance_text(result: dict) -> str:
         f"  source: {true['source']}",
         f"  SHA-256: {true['sha256']}",
         f"emulator: {emulator.get('path') or '(trained in this session)'}, mode {emulator.get('mode')}, "
-        f"{emulator.get('iterations')} iterations, held-out MSE {fidelity:.5f}" if fidelity is not None else
+        f"{emulator.get('iterations')} iterations, held-out {emulator.get('fidelity_metric') or 'pixel MSE'} "
+        f"{fidelity:.5f}" if fidelity is not None else
         "emulator: (unknown)",
         f"calibration: {cal['iterations']} iterations"
         f"{' (stopped early)' if cal.get('stopped_early') else ''}, discriminator on "
-        f"{cal['config'].get('discriminator_on')}, batch {cal['config'].get('batch_size')}",
+        f"{cal['config'].get('discriminator_on')}, batch {cal['config'].get('batch_size')}"
+        + (f", simulation budget {cal['config']['simulation_budget']:,}" if cal['config'].get('simulation_budget')
+           else ""),
         f"seed {result['seed']}, device {result['device']}, {result['wall_time_s']:.0f} s",
         *([] if "simulations" not in result else [
             "simulator images consumed: {total:,} (bank {bank:,}, pretraining {pretraining:,}, calibration "

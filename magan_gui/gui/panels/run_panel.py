@@ -227,8 +227,10 @@ class RunPanel(QWidget):
 
     def describe(self, snap: Snapshot) -> str:
         """Status text: iteration, speed, time left."""
-        return (f"iteration {snap.iteration} of {snap.iterations} · {snap.rate:.1f} it/s · "
-                f"elapsed {format_seconds(snap.elapsed)} · left {format_seconds(snap.eta)}")
+        text = (f"iteration {snap.iteration} of {snap.iterations} · {snap.rate:.1f} it/s · "
+                f"elapsed {format_seconds(snap.elapsed)} · left {format_seconds(snap.eta)} · "
+                f"{snap.simulations:,} simulator images")
+        return text + (f" of a budget of {snap.simulation_budget:,}" if snap.simulation_budget else "")
 
     # -- project files --------------------------------------------------------------------------------
     def history(self) -> dict:
