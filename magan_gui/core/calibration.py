@@ -12,8 +12,8 @@ needs no true parameters, so it works on data.  Pooling averages out the remaini
 
 Under a simulation budget (``simulation_budget`` > 0) the run makes at most that many simulator
 images, all of them fakes for D: every few iterations it simulates one batch at G's current
-parameters, keeps the latest ``replay_batches`` such batches, and D takes one of them whole as
-its fakes until the next.  D still compares simulator images with true images only (no emulator
+parameters, and D takes it (or one of the latest ``replay_batches``) whole as its fakes until
+the next.  D still compares simulator images with true images only (no emulator
 artefacts to latch onto), at a cost spread evenly over the run.  A fake batch is always one
 generator state's batch, never a mixture of older ones: D sees each batch's spread, and a
 mixture of states is wider than the generator is, which D would teach it to narrow.  The
@@ -52,7 +52,7 @@ class CalibrationConfig:
     batch_size: int = 64
     discriminator_on: str = "simulated"   # "simulated" T(G(z)) or "emulated" E(G(z)) fakes for D
     simulation_budget: int = 0            # most fresh simulator images the run may make; 0: no cap
-    replay_batches: int = 2               # under a budget: D's fakes are one of the latest this many batches
+    replay_batches: int = 1               # under a budget: D's fakes are one of the latest this many batches
     lr_generator: float = 2e-4            # Adam (beta1 0.5)
     lr_discriminator: float = 0.02        # SGD with momentum 0.9, or Adam (beta1 0.5)
     discriminator_optimizer: str = "sgd"  # "sgd" (the paper) or "adam"
