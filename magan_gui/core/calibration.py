@@ -17,7 +17,9 @@ the next.  D still compares simulator images with true images only (no emulator
 artefacts to latch onto), at a cost spread evenly over the run.  A fake batch is always one
 generator state's batch, never a mixture of older ones: D sees each batch's spread, and a
 mixture of states is wider than the generator is, which D would teach it to narrow.  The
-evaluations and the image grid use the emulator and the latest batch, so they cost nothing.
+evaluations compare the true images with the simulated batches of about the last 1 / (1 - ema)
+iterations, the span G's weight average covers, and the image grid shows the latest batch: both
+cost nothing more.
 """
 
 from __future__ import annotations
@@ -166,11 +168,13 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         self.history = {"eval_step": [], "image_distance": []}
         # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
         self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
-        self.replay: list[torch.Tensor] = []  # under a budget: the latest simulated batches, newest first
+        self.recent: list[torch.Tensor] = []  # under a budget: the latest simulated batches, newest first
         self.refreshed_at = -1
         if config.budgeted:
             # one batch every this many iterations spends the budget evenly over the run
             self.refresh_every = max(1, -(-config.iterations * config.batch_size // config.simulation_budget))
+            # the batches of the iterations the generator's weight average spans, for evaluations
+            self.evaluation_batches = max(2, round(1.0 / ((1.0 - config.ema) * self.refresh_every)))
         self._prepare_evaluation()
 
     # -- sampling -------------------------------------------------------------------------------------
@@ -205,29 +209,24 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         true = self.true_images[idx]
         self.eval_true_mean, self.eval_true_std = true.mean(0), true.std(0)
         self.eval_z = torch.randn(n, self.latent_dim, generator=gen, device=self.device)
-        self.eval_noise, self.eval_latent = self._noise(n, gen)
+        self.eval_noise, _ = self._noise(n, gen)
         self.grid_z = self.eval_z[:cfg.grid_rows]
         self.grid_true = ((self.true_images[idx[:cfg.grid_rows]].squeeze(1) + 1) * 0.5).cpu().numpy()
-
-    def _evaluation_images(self, params: torch.Tensor, start: int) -> torch.Tensor:
-        """Images at ``params`` with the fixed evaluation draws from ``start``: simulated, or under a budget
-        emulated (free)."""
-        sl = slice(start, start + params.shape[0])
-        noise = None if self.eval_noise is None else self.eval_noise[sl]
-        if self.config.budgeted:
-            return self.emulator.net(params, noise, None if self.eval_latent is None else self.eval_latent[sl])
-        return self._simulate(params, noise)
 
     @torch.no_grad()
     def image_distance(self, generator: torch.nn.Module | None = None) -> float:
         """RMS difference of per-pixel mean plus RMS difference of per-pixel std, simulated vs true.
 
         Uses fixed latent draws, so successive evaluations differ only by the generator.  Under a
-        budget the images are emulated.
+        budget: the recent simulated batches, from the iterations the weight average spans.
         """
-        net = generator or self.generator_avg
-        images = torch.cat([self._evaluation_images(net(self.eval_z[s:s + 1024]), s)
-                            for s in range(0, self.eval_z.shape[0], 1024)])
+        if self.config.budgeted:
+            images = torch.cat(self.recent[:self.evaluation_batches])
+        else:
+            net = generator or self.generator_avg
+            images = torch.cat([self._simulate(net(self.eval_z[s:s + 1024]),
+                                               None if self.eval_noise is None else self.eval_noise[s:s + 1024])
+                                for s in range(0, self.eval_z.shape[0], 1024)])
         d_mean = (images.mean(0) - self.eval_true_mean).pow(2).mean().sqrt()
         d_std = (images.std(0) - self.eval_true_std).pow(2).mean().sqrt()
         return float(d_mean + d_std)
@@ -237,26 +236,29 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         """Images simulated from the averaged generator's parameters, (rows, H, W) in [0, 1]; under a
         budget the newest simulated fakes (from the generator being trained), which cost nothing more."""
         if self.config.budgeted:
-            if not self.replay:
+            if not self.recent:
                 return self.grid_true[:0]
-            return to_unit_images(self.replay[0][:self.config.grid_rows]).numpy()
+            return to_unit_images(self.recent[0][:self.config.grid_rows]).numpy()
         params = self.generator_avg(self.grid_z)
-        return to_unit_images(self._evaluation_images(params, 0)).numpy()
+        noise = None if self.eval_noise is None else self.eval_noise[:params.shape[0]]
+        return to_unit_images(self._simulate(params, noise)).numpy()
 
     @torch.no_grad()
     def _replayed_fakes(self, n: int) -> torch.Tensor:
         """D's fakes under a budget: one whole recent simulated batch, refreshed on schedule."""
         cfg = self.config
-        due = not self.replay or (self.iteration % self.refresh_every == 0 and self.refreshed_at != self.iteration)
+        due = not self.recent or (self.iteration % self.refresh_every == 0 and self.refreshed_at != self.iteration)
         if due and self.simulations + n <= cfg.simulation_budget:
             self.refreshed_at = self.iteration
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, _ = self._noise(n, self.gen)
-            self.replay = [self._simulate(self.generator(z), noise)] + self.replay[:cfg.replay_batches - 1]
-        if not self.replay:
+            kept = max(cfg.replay_batches, self.evaluation_batches) - 1
+            self.recent = [self._simulate(self.generator(z), noise)] + self.recent[:kept]
+        if not self.recent:
             raise ConfigError("the simulation budget is spent before the first batch of fakes")
-        pick = int(torch.randint(0, len(self.replay), (1,), generator=self.gen, device=self.device))
-        return self.replay[pick]
+        pick = int(torch.randint(0, min(len(self.recent), cfg.replay_batches), (1,), generator=self.gen,
+                                 device=self.device))
+        return self.recent[pick]
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
