@@ -91,10 +91,10 @@ class CalibrationConfig:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.simulation_budget < 0:
             raise ConfigError(f"simulation budget must be 0 (no cap) or positive, got {self.simulation_budget}")
-        if 0 < self.simulation_budget < self.minimum_budget and self.discriminator_on == "simulated":
+        if 0 < self.simulation_budget < self.minimum_budget:
             raise ConfigError(f"a simulation budget of {self.simulation_budget:,} images is below the "
-                              f"{self.minimum_budget:,} this calibration needs ({MIN_BUDGET_REFRESHES} batches of "
-                              f"{self.batch_size} simulated fakes for the discriminator)")
+                              f"{self.minimum_budget:,} this calibration needs ({MIN_BUDGET_REFRESHES} simulated "
+                              f"batches of {self.batch_size} at the generator's parameters)")
         if self.replay_batches < 1:
             raise ConfigError(f"replay_batches must be at least 1, got {self.replay_batches}")
 
@@ -245,7 +245,8 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
 
     @torch.no_grad()
     def _replayed_fakes(self, n: int) -> torch.Tensor:
-        """D's fakes under a budget: one whole recent simulated batch, refreshed on schedule."""
+        """D's fakes under a budget: one whole recent simulated batch, refreshed on schedule (the
+        evaluations use these batches too, whatever D is shown)."""
         cfg = self.config
         due = not self.recent or (self.iteration % self.refresh_every == 0 and self.refreshed_at != self.iteration)
         if due and self.simulations + n <= cfg.simulation_budget:
@@ -281,10 +282,11 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, latent = self._noise(n, self.gen)
             with torch.no_grad():
+                replayed = self._replayed_fakes(n) if cfg.budgeted else None
                 if cfg.discriminator_on == "emulated":
                     fake = self.emulator.net(self.generator(z), noise, latent)
-                elif cfg.budgeted:
-                    fake = self._replayed_fakes(n)
+                elif replayed is not None:
+                    fake = replayed
                 else:
                     fake = self._simulate(self.generator(z), noise)
             real = self._real_batch(n)

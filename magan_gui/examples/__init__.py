@@ -1,4 +1,5 @@
-"""Example files shipped with the package: ``blob_plugin.py``, a complete simulator plugin.
+"""Example files shipped with the package: ``blob_plugin.py``, a complete simulator plugin, and
+``shower_plugin.py``, a black-box stochastic one (its own NumPy generator, counting noise, 20x48).
 
 The plugin is loaded by path like any user plugin (``--simulator PATH:Blob``); these functions say
 where the installed copy is, so it can be used, or copied as a template, from a wheel install too.

@@ -220,6 +220,14 @@ def test_a_budget_is_never_exceeded_and_everything_is_counted(lines, lines_true,
 
 
 def test_a_budget_below_the_minimum_is_refused():
-    with pytest.raises(ValueError, match="below the 128 this calibration needs"):
-        tiny_config(simulation_budget=100).validate()
-    tiny_config(simulation_budget=100, discriminator_on="emulated").validate()   # emulated fakes cost nothing
+    for shown in ("simulated", "emulated"):   # the evaluations need the simulated batches either way
+        with pytest.raises(ValueError, match="below the 128 this calibration needs"):
+            tiny_config(simulation_budget=100, discriminator_on=shown).validate()
+    tiny_config(simulation_budget=128).validate()
+
+
+def test_a_budget_with_emulated_fakes_still_evaluates_on_simulated_batches(lines, lines_true, tiny_emulator):
+    calibrator = Calibrator(lines, tiny_emulator, lines_true,
+                            tiny_config(iterations=20, simulation_budget=160, discriminator_on="emulated"), "cpu")
+    outcome = calibrator.run()
+    assert 0 < outcome.simulations <= 160 and len(outcome.history["image_distance"]) == 1

@@ -141,6 +141,22 @@ def test_loaded_simulator_returns_float32_for_float64_parameters():
 
 
 # -- plugins ----------------------------------------------------------------------------------------------
+def test_the_shower_plugin_is_a_black_box_with_counting_noise():
+    sim = load_simulator(f"{BLOB_PLUGIN.parent / 'shower_plugin.py'}:Shower")
+    assert sim.image_shape == (20, 48) and sim.stochastic and not sim.shares_noise
+    params = torch.tensor([[2500.0, 18.0, 2.2]] * 2000)
+    a, b = sim.simulate(params), sim.simulate(params)
+    assert a.shape == (2000, 20, 48) and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert not torch.equal(a, b)   # its own generator draws anew on every call
+    # Poisson counts: in a pixel the variance of the count equals its mean (no clipping here)
+    counts = a * 40.0
+    mean, var = counts.mean(0), counts.var(0)
+    bright = mean > 5
+    assert torch.allclose(var[bright], mean[bright], rtol=0.2)
+    expected = torch.from_numpy(sim.plugin.mean_counts(params[:1].double().numpy())[0]).float()
+    assert torch.allclose(mean, expected, atol=0.6)
+
+
 def test_blob_plugin_loads_and_returns_numpy():
     sim = load_simulator(f"{BLOB_PLUGIN}:Blob")
     assert sim.name == "blob"
