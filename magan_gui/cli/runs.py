@@ -225,8 +225,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulator", required=True)
     p.add_argument("-o", "--output", required=True, help="emulator file (.pt), rewritten as training goes")
     p.add_argument("--bank", help="learn from this bank (magan bank) instead of fresh simulations")
-    p.add_argument("--mode", choices=PRETRAIN_MODES, help="auto (default: pixel, or energy for a black-box stochastic simulator), pixel, "
-                        "energy, siamese (the paper), siamese+pixel")
+    p.add_argument("--mode", choices=PRETRAIN_MODES,
+                   help="auto (default: pixel, or energy for a black-box stochastic simulator), "
+                        "pixel, energy, siamese (the paper), siamese+pixel")
     _add_stage_options(p, "continue the run saved in the output file")
     p.set_defaults(func=cmd_pretrain)
 

@@ -33,8 +33,8 @@ def software_versions() -> dict[str, str]:
 
 
 @torch.no_grad()
-def parameter_effects(simulator: LoadedSimulator | TrainedEmulator, samples: np.ndarray, device: torch.device | str = "cpu",
-                      n: int = 256, seed: int = 0) -> tuple[np.ndarray, float]:
+def parameter_effects(simulator: LoadedSimulator | TrainedEmulator, samples: np.ndarray,
+                      device: torch.device | str = "cpu", n: int = 256, seed: int = 0) -> tuple[np.ndarray, float]:
     """How much each parameter shows in the images, measured on ``simulator`` (a loaded simulator, or
     a trained emulator when simulations are budgeted).
 

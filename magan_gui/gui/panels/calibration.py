@@ -6,9 +6,9 @@ import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
-    QSpinBox,
     QHBoxLayout,
     QHeaderView,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
