@@ -19,7 +19,7 @@ import torch
 from ..core import workflow
 from ..core.bank import build_bank
 from ..core.simulators import load_simulator
-from .closure import Log, closure_test
+from .closure import TARGET_MEAN_BIAS, TARGET_STD_RATIO, Log, closure_test
 
 BANK_SHARE = 0.8  # 40,000 of 50,000 images in the bank, 10,000 for calibration
 
@@ -49,7 +49,7 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
                            for row in run.result["parameters"]]}
 
 
-def meets(run: dict[str, Any], bias: float = 0.2, spread: float = 0.25) -> bool:
+def meets(run: dict[str, Any], bias: float = TARGET_MEAN_BIAS, spread: float = TARGET_STD_RATIO) -> bool:
     """Every best-match mean within ``bias`` true std and every std within ``spread`` of the truth."""
     return all(abs(p["bias_in_true_std"]) <= bias and abs(p["std_ratio"] - 1.0) <= spread for p in run["parameters"])
 

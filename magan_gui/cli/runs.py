@@ -241,7 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(faster for slow simulators)")
     p.add_argument("--simulation-budget", type=positive_int, metavar="N",
                    help="make at most N fresh simulator images in the whole calibration, evaluations included "
-                        "(a replay buffer of simulated fakes; default: no cap)")
+                        "(a simulated batch every few iterations; default: no cap)")
     _add_stage_options(p, "continue from NAME.checkpoint.pt beside the output")
     p.set_defaults(func=cmd_calibrate)
 
