@@ -12,9 +12,9 @@ needs no true parameters, so it works on data.  Pooling averages out the remaini
 
 Under a simulation budget (``simulation_budget`` > 0) the run makes at most that many simulator
 images, all of them fakes for D: every few iterations it simulates one batch at G's current
-parameters, and D takes it (or one of the latest ``replay_batches``) whole as its fakes until
-the next.  D still compares simulator images with true images only (no emulator
-artefacts to latch onto), at a cost spread evenly over the run.  A fake batch is always one
+parameters, and D takes that batch whole as its fakes until the next.  D still compares
+simulator images with true images only (no emulator artefacts to latch onto), at a cost spread
+evenly over the run.  A fake batch is always one
 generator state's batch, never a mixture of older ones: D sees each batch's spread, and a
 mixture of states is wider than the generator is, which D would teach it to narrow.  The
 evaluations compare the true images with the simulated batches of about the last 1 / (1 - ema)
@@ -54,7 +54,6 @@ class CalibrationConfig:
     batch_size: int = 64
     discriminator_on: str = "simulated"   # "simulated" T(G(z)) or "emulated" E(G(z)) fakes for D
     simulation_budget: int = 0            # most fresh simulator images the run may make; 0: no cap
-    replay_batches: int = 1               # under a budget: D's fakes are one of the latest this many batches
     lr_generator: float = 2e-4            # Adam (beta1 0.5)
     lr_discriminator: float = 0.02        # SGD with momentum 0.9, or Adam (beta1 0.5)
     discriminator_optimizer: str = "sgd"  # "sgd" (the paper) or "adam"
@@ -95,8 +94,6 @@ class CalibrationConfig:
             raise ConfigError(f"a simulation budget of {self.simulation_budget:,} images is below the "
                               f"{self.minimum_budget:,} this calibration needs ({MIN_BUDGET_REFRESHES} simulated "
                               f"batches of {self.batch_size} at the generator's parameters)")
-        if self.replay_batches < 1:
-            raise ConfigError(f"replay_batches must be at least 1, got {self.replay_batches}")
 
     @property
     def minimum_budget(self) -> int:
@@ -245,21 +242,18 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
 
     @torch.no_grad()
     def _replayed_fakes(self, n: int) -> torch.Tensor:
-        """D's fakes under a budget: one whole recent simulated batch, refreshed on schedule (the
-        evaluations use these batches too, whatever D is shown)."""
+        """D's fakes under a budget: the latest simulated batch, refreshed on schedule (the evaluations
+        use the recent batches too)."""
         cfg = self.config
         due = not self.recent or (self.iteration % self.refresh_every == 0 and self.refreshed_at != self.iteration)
         if due and self.simulations + n <= cfg.simulation_budget:
             self.refreshed_at = self.iteration
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
             noise, _ = self._noise(n, self.gen)
-            kept = max(cfg.replay_batches, self.evaluation_batches) - 1
-            self.recent = [self._simulate(self.generator(z), noise)] + self.recent[:kept]
+            self.recent = [self._simulate(self.generator(z), noise)] + self.recent[:self.evaluation_batches - 1]
         if not self.recent:
             raise ConfigError("the simulation budget is spent before the first batch of fakes")
-        pick = int(torch.randint(0, min(len(self.recent), cfg.replay_batches), (1,), generator=self.gen,
-                                 device=self.device))
-        return self.recent[pick]
+        return self.recent[0]
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:

@@ -291,7 +291,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
             losses["emulator_adv"] = adv.detach()
             e_loss = e_loss + adv
         if self.mode == "energy":
-            twin = torch.tanh(self.emulator.logits(r, None, torch.randn_like(latent)))
+            twin = torch.tanh(self.emulator.logits(r, None, self._latent(r.shape[0], self.gen)))
             image_score, pixel_score = energy_scores(emulated, twin, simulated)
             # the whole-image score ties the pixels together; the per-pixel one pins each pixel's spread
             energy = image_score.mean() / math.sqrt(simulated[0].numel()) + pixel_score.mean()
