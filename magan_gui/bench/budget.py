@@ -25,9 +25,11 @@ BANK_SHARE = 0.8  # 40,000 of 50,000 images in the bank, 10,000 for calibration
 
 
 def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch.device | str, folder: str | Path,
-                   bank_share: float = BANK_SHARE, log: Log = print) -> dict[str, Any]:
+                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None,
+                   log: Log = print) -> dict[str, Any]:
     """One closure test of ``spec`` within ``total`` simulator images; the bank file is kept in ``folder``
-    (and reused by a later run with the same size and seed)."""
+    (and reused by a later run with the same size and seed).  ``pretrain_iterations`` overrides the
+    profile's: learning from a bank costs no simulation, only time."""
     simulator = load_simulator(spec)
     bank_size = int(round(total * bank_share))
     folder = Path(folder)
@@ -38,11 +40,13 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
         f"{summary.seconds:.0f} s)")
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
     calibrate = replace(configs.calibrate, simulation_budget=total - bank_size)
-    run = closure_test(spec, seed, profile, device, calibrate=calibrate, bank=bank, log=log)
+    pretrain = replace(configs.pretrain, iterations=pretrain_iterations or configs.pretrain.iterations)
+    run = closure_test(spec, seed, profile, device, pretrain=pretrain, calibrate=calibrate, bank=bank, log=log)
     spent = run.result["simulations"]
     if spent["total"] > total:
         raise AssertionError(f"{spec} seed {seed} consumed {spent['total']:,} images, over its budget of {total:,}")
     return {"simulator": spec, "seed": seed, "budget": total, "bank": bank_size, "simulations": spent,
+            "pretrain_iterations": pretrain.iterations,
             "pretrain_seconds": round(run.pretrain_seconds, 1), "calibrate_seconds": round(run.calibrate_seconds, 1),
             "fidelity": run.fidelity_mse,
             "parameters": [{k: row[k] for k in ("name", "bias_in_true_std", "std_ratio")}

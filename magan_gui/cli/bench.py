@@ -104,7 +104,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
             print(f"budget: {name}, {total:,} simulator images in all, {args.seeds} seed(s), profile {args.profile}")
             for k in range(args.seeds):
                 runs.append(budget_closure(name, args.seed + k, total, args.profile, device, Path(args.out) / "banks",
-                                           bank_share=args.bank_share, log=lambda line: print(line, flush=True)))
+                                           bank_share=args.bank_share, pretrain_iterations=args.pretrain_iterations,
+                                           log=lambda line: print(line, flush=True)))
                 write({"machine": _machine(device), "profile": args.profile, "runs": runs}, budget_markdown(runs))
     return 0 if all(meets(r) for r in runs) or not args.check else 1
 
@@ -167,6 +168,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="total simulator images per run, comma-separated (default 50000)")
     b.add_argument("--bank-share", type=float, default=0.8, help="fraction of each total spent on the bank "
                                                                    "(default 0.8: 40,000 of 50,000)")
+    b.add_argument("--pretrain-iterations", type=positive_int,
+                   help="pretraining iterations on the bank (default: the profile's; they cost no simulation)")
     b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
     options(b, cmd_budget)

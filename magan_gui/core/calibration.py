@@ -14,12 +14,11 @@ Under a simulation budget (``simulation_budget`` > 0) the run makes at most that
 images, all of them fakes for D: every few iterations it simulates one batch at G's current
 parameters, and D takes that batch whole as its fakes until the next.  D still compares
 simulator images with true images only (no emulator artefacts to latch onto), at a cost spread
-evenly over the run.  A fake batch is always one
-generator state's batch, never a mixture of older ones: D sees each batch's spread, and a
-mixture of states is wider than the generator is, which D would teach it to narrow.  The
-evaluations compare the true images with the simulated batches of about the last 1 / (1 - ema)
-iterations, the span G's weight average covers, and the image grid shows the latest batch: both
-cost nothing more.
+evenly over the run.  A fake batch is always one generator state's batch, never a mixture of
+older ones: D sees each batch's spread, and a mixture of states is wider than the generator is,
+which D would teach it to narrow.  The evaluations compare the true images with the simulated
+batches of about the last 1 / (1 - ema) iterations, the span G's weight average covers, and the
+image grid shows the latest batch: both cost nothing more.
 """
 
 from __future__ import annotations

@@ -110,8 +110,8 @@ class PretrainSnapshot(Snapshot):
         Latest held-out fidelity figure (images in [-1, 1], lower is better); None before the first
         evaluation.
     fidelity_metric : str
-        What that figure is: "pixel MSE", or "CRPS" (the per-pixel energy score) for the emulator
-        of a black-box stochastic simulator.
+        What that figure is: "pixel MSE", or "multi-scale CRPS" (the energy score of pixels, pixel
+        blocks and the image's total) for the emulator of a black-box stochastic simulator.
     fidelity_iteration : int or None
         The iteration that evaluation was made at.
     emulated, simulated : np.ndarray

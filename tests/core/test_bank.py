@@ -181,7 +181,7 @@ def test_a_black_box_stochastic_simulator_learns_its_randomness_from_a_bank(tmp_
     before = trainer.fidelity()
     emulator = trainer.run()
     assert black_box.images_made == made, "pretraining from a bank must not call the simulator"
-    assert emulator.meta["fidelity_metric"] == "CRPS" and emulator.meta["simulations"]["fresh"] == 0
+    assert emulator.meta["fidelity_metric"] == "multi-scale CRPS" and emulator.meta["simulations"]["fresh"] == 0
     assert trainer.fidelity() < before
     # two draws at the same parameters differ pixel by pixel, as the simulator's white noise does
     params = torch.tensor([[18.0, 18.0, 8.0, 0.15, 0.9]] * 2)
