@@ -13,9 +13,10 @@ Trains the same emulator network on the same bank, for the same iterations, with
 
 Then judges every emulator the same way, against fresh simulations: at held-out parameter sets,
 many simulator draws against as many emulator draws, comparing per-pixel mean and per-pixel
-standard deviation (relative to the simulator's own pixel spread), and each image's total intensity
-(the mean's error in units of the simulator's spread of totals, and that spread's ratio).  The simulator against a second set of its own draws gives the floor
-that finite samples allow.  The losing losses are not part of the product; this script keeps the
+standard deviation (relative to the simulator's own pixel spread), and each image's total
+intensity (the mean's error in units of the simulator's spread of totals, and that spread's
+ratio).  The simulator against a second set of its own draws gives the floor that finite samples
+allow.  The losing losses are not part of the product; this script keeps the
 comparison reproducible:
 
     PYTHONPATH=. python3 scripts/compare_black_box_losses.py \
@@ -31,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -134,6 +134,17 @@ def judge(draw, reference: torch.Tensor, r: torch.Tensor, draws: int) -> dict[st
             "total_std_ratio": float(total_spread)}
 
 
+def emulation(emulator: Emulator, seed: int):
+    """A function drawing one emulated image per row of normalised parameters, in chunks."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(r: torch.Tensor) -> torch.Tensor:
+        lat = torch.randn(len(r), emulator.latent_dim, generator=gen) if emulator.latent_dim else None
+        return torch.cat([emulator(r[s:s + 1024], None, None if lat is None else lat[s:s + 1024])
+                          for s in range(0, len(r), 1024)])
+    return draw
+
+
 @torch.no_grad()
 def heldout_crps(emulator: Emulator, sim, bank, seed: int) -> float:
     """The product's fidelity figure, the multi-scale CRPS, on the bank's 512 held-out rows."""
@@ -165,31 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     sim = load_simulator(args.simulator)
     build_bank(sim, args.bank, args.bank_size, seed=args.seed, resume=Path(args.bank).exists())
     bank = load_bank(args.bank, sim)
-    r = torch.rand(args.heldout_sets, len(sim.space), generator=torch.Generator().manual_seed(args.seed + 99)) * 1.8 - 0.9
+    held = torch.Generator().manual_seed(args.seed + 99)
+    r = torch.rand(args.heldout_sets, len(sim.space), generator=held) * 1.8 - 0.9  # inside the box
     reference = simulate_for_networks(sim, r.repeat_interleave(args.draws, 0), None).flatten(1)
     rows = [{"loss": "simulator vs itself (floor)", "seconds": 0.0, "crps": None,
              **judge(lambda rr: simulate_for_networks(sim, rr, None), reference, r, args.draws)}]
-    print(f"{'loss':<30} {'mean err':>9} {'std err':>9} {'total bias':>10} {'total std':>9} {'ms-CRPS':>8} {'seconds':>8}")
+    print(f"{'loss':<30} {'mean err':>9} {'std err':>9} {'total bias':>10} {'total std':>9} {'ms-CRPS':>8} "
+          f"{'seconds':>8}")
 
     def show(row: dict) -> None:
         crps = "" if row["crps"] is None else f"{row['crps']:.4f}"
         print(f"{row['loss']:<30} {row['mean_error']:9.3f} {row['std_error']:9.3f} {row['total_bias']:10.3f} "
-              f"{row['total_std_ratio']:9.2f} "
-              f"{crps:>8} {row['seconds']:8.0f}", flush=True)
+              f"{row['total_std_ratio']:9.2f} {crps:>8} {row['seconds']:8.0f}", flush=True)
     show(rows[0])
     for loss in args.losses.split(","):
         if loss not in LOSSES:
             print(f"unknown loss {loss!r}: use {', '.join(LOSSES)}", file=sys.stderr)
             return 2
         emulator, seconds = train(loss, sim, bank, args.iterations, args.batch_size, args.seed)
-        gen = torch.Generator().manual_seed(args.seed + 5)
-
-        def emulate(rr: torch.Tensor) -> torch.Tensor:
-            lat = torch.randn(len(rr), emulator.latent_dim, generator=gen) if emulator.latent_dim else None
-            return torch.cat([emulator(rr[s:s + 1024], None, None if lat is None else lat[s:s + 1024])
-                              for s in range(0, len(rr), 1024)])
         rows.append({"loss": loss, "seconds": seconds, "crps": heldout_crps(emulator, sim, bank, args.seed),
-                     **judge(emulate, reference, r, args.draws)})
+                     **judge(emulation(emulator, args.seed + 5), reference, r, args.draws)})
         show(rows[-1])
     if args.out is not None:
         args.out.write_text(json.dumps({"simulator": args.simulator, "bank": str(args.bank), "bank_size": len(bank),

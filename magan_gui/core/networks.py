@@ -94,6 +94,12 @@ class Emulator(nn.Module):
             nn.Linear(n_params + latent_dim, sizes.hidden), nn.LeakyReLU(0.2),
             nn.Linear(sizes.hidden, c * self.coarse[0] * self.coarse[1]), nn.LeakyReLU(0.2),
         )
+        if latent_field and latent_dim:
+            # The field carries pixel noise; the vector (randomness shared by the whole image) starts
+            # with no effect and grows only where the data ask for it.  From random weights it
+            # made the shower's total light vary several times too much.
+            with torch.no_grad():
+                self.fc[0].weight[:, n_params:].zero_()
         self.stages = nn.ModuleList()
         channels = c
         for _ in range(sizes.upsamplings):
