@@ -74,14 +74,23 @@ class PretrainConfig:
             raise ConfigError("learning rates and width must be positive")
 
 
+def _window_sizes(n: int, cells: int) -> torch.Tensor:
+    """How many of n pixels each of ``cells`` adaptive-pooling windows spans (they may overlap)."""
+    i = torch.arange(cells)
+    return (torch.div((i + 1) * n + cells - 1, cells, rounding_mode="floor")
+            - torch.div(i * n, cells, rounding_mode="floor")).float()
+
+
 def scale_views(images: torch.Tensor) -> list[torch.Tensor]:
-    """(N, 1, H, W) images at every scale: the pixels, sums over 2x2, 4x4, ... blocks, and the whole
-    image's total, each sum divided by the square root of its pixel count (independent pixel noise
-    then keeps its size at every scale, so no scale dominates)."""
+    """(N, 1, H, W) images at every scale: the pixels, sums over blocks of about 2x2, 4x4, ...
+    pixels, and the whole image's total, each sum divided by the square root of its pixel count
+    (independent pixel noise then keeps its size at every scale, so no scale dominates)."""
     h, w = images.shape[2:]
     views, k = [images], 2
     while k < max(h, w):
-        views.append(F.adaptive_avg_pool2d(images, (math.ceil(h / k), math.ceil(w / k))) * k)
+        cells = (math.ceil(h / k), math.ceil(w / k))
+        counts = torch.outer(_window_sizes(h, cells[0]), _window_sizes(w, cells[1])).to(images)
+        views.append(F.adaptive_avg_pool2d(images, cells) * counts.sqrt())
         k *= 2
     views.append(images.mean(dim=(2, 3)) * math.sqrt(h * w))
     return views

@@ -12,7 +12,8 @@ import torch
 from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.errors import ConfigError
-from magan_gui.core.pretraining import PretrainConfig, Pretrainer
+from magan_gui.core.networks import Emulator, NetworkSizes
+from magan_gui.core.pretraining import PretrainConfig, Pretrainer, energy_scores, scale_views
 from magan_gui.core.progress import PretrainSnapshot, RunControl
 from magan_gui.core.simulators import load_simulator
 from tests.conftest import tiny_pretrain_config
@@ -194,6 +195,40 @@ def test_black_box_stochastic_plugin_gets_a_latent(black_box, mode):
     assert not torch.equal(images, emulator.simulate(torch.tensor([[8.0, 0.1], [6.0, 0.2]])))
     reloaded = TrainedEmulator.from_payload(emulator.payload())
     assert reloaded.net.latent_dim == emulator.net.latent_dim and reloaded.net.latent_field == emulator.net.latent_field
+
+
+def test_multi_scale_score_tells_shared_fluctuations_from_pixel_noise():
+    # Observations: a fixed image plus independent pixel noise.  Two models with exactly the same
+    # per-pixel distribution: independent pixel noise (right) or one shift shared by all pixels
+    # (wrong).  Per pixel they cannot be told apart; the block and total terms must prefer the first.
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 1, 20, 48, generator=gen) - 0.5
+
+    def pixel_noise(n: int) -> torch.Tensor:
+        return base + 0.1 * torch.randn(n, 1, 20, 48, generator=gen)
+
+    def shared_shift(n: int) -> torch.Tensor:
+        return base + 0.1 * torch.randn(n, 1, 1, 1, generator=gen)
+
+    observed = pixel_noise(512)
+    right = energy_scores(pixel_noise(512), pixel_noise(512), observed)[1].mean()
+    wrong = energy_scores(shared_shift(512), shared_shift(512), observed)[1].mean()
+    assert wrong > 1.5 * right
+    # every scale keeps independent noise at the pixels' size: the views are sums over sqrt(count)
+    sizes = [float(v.std()) for v in scale_views(0.1 * torch.randn(256, 1, 20, 48, generator=gen))]
+    assert len(sizes) == 7 and all(0.08 < s < 0.12 for s in sizes)
+
+
+def test_latent_vector_starts_without_effect_beside_a_pixel_field():
+    torch.manual_seed(0)
+    net = Emulator(2, (16, 16), NetworkSizes.for_image((16, 16)), latent_dim=8, latent_field=True)
+    params, field = torch.zeros(3, 2), torch.randn(3, 256)
+    first = net(params, None, torch.cat([torch.randn(3, 8), field], 1))
+    second = net(params, None, torch.cat([torch.randn(3, 8), field], 1))
+    assert torch.equal(first, second)
+    # ... but it can learn an effect: its weights get gradients
+    net(params, None, torch.cat([torch.randn(3, 8), field], 1)).pow(2).sum().backward()
+    assert net.fc[0].weight.grad[:, 2:].abs().sum() > 0
 
 
 def test_the_energy_mode_is_for_black_boxes_only(lines):
