@@ -38,10 +38,17 @@ from torch.nn import functional as F
 
 from magan_gui.core.bank import build_bank, load_bank
 from magan_gui.core.networks import Emulator, NetworkSizes
-from magan_gui.core.pretraining import LATENT_DIM_BLACK_BOX, SATURATION_LIMIT, energy_scores
+from magan_gui.core.pretraining import (
+    LATENT_DIM_BLACK_BOX,
+    SATURATION_LIMIT,
+    bank_split,
+    cosine_lr_factor,
+    energy_scores,
+)
 from magan_gui.core.simulators import load_simulator
 from magan_gui.core.training import seeded_initialisation, simulate_for_networks
 
+HELDOUT = 512  # bank rows held out, as pretraining holds them out
 LOSSES = ("energy", "energy-pixel", "energy-vector", "adversarial", "pixel")
 
 
@@ -68,7 +75,7 @@ def train(loss: str, sim, bank, iterations: int, batch: int, seed: int) -> tuple
     space, shape = sim.space, tuple(sim.image_shape)
     bank_r = space.to_normalised(torch.from_numpy(bank.params))
     bank_images = torch.from_numpy(bank.images).unsqueeze(1) * 2.0 - 1.0
-    train_rows = torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed + 7919))[512:]
+    train_rows = bank_split(len(bank), HELDOUT, seed)[1]
     with seeded_initialisation(seed):
         emulator = Emulator(len(space), shape, NetworkSizes.for_image(shape),
                             latent_dim=0 if loss == "pixel" else LATENT_DIM_BLACK_BOX,
@@ -85,9 +92,9 @@ def train(loss: str, sim, bank, iterations: int, batch: int, seed: int) -> tuple
 
     start = time.perf_counter()
     for it in range(iterations):
-        if not adversarial:  # the product's schedule for the regression-like losses: cosine to 5%
+        if not adversarial:  # the product's schedule for the regression-like losses
             for group in opt_e.param_groups:
-                group["lr"] = 1e-3 * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * it / iterations)))
+                group["lr"] = 1e-3 * cosine_lr_factor(it / iterations)
         rows = train_rows[torch.randint(len(train_rows), (batch,), generator=gen)]
         r, simulated = bank_r[rows], bank_images[rows]
         logits = emulator.logits(r, None, latent(batch))
@@ -147,8 +154,8 @@ def emulation(emulator: Emulator, seed: int):
 
 @torch.no_grad()
 def heldout_crps(emulator: Emulator, sim, bank, seed: int) -> float:
-    """The product's fidelity figure, the multi-scale CRPS, on the bank's 512 held-out rows."""
-    rows = torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed + 7919))[:512]
+    """The product's fidelity figure, the multi-scale CRPS, on the bank's held-out rows."""
+    rows = bank_split(len(bank), HELDOUT, seed)[0]
     r = sim.space.to_normalised(torch.from_numpy(bank.params))[rows]
     observed = torch.from_numpy(bank.images).unsqueeze(1)[rows] * 2.0 - 1.0
     gen = torch.Generator().manual_seed(seed + 7927)

@@ -22,6 +22,7 @@ the multi-scale CRPS (see ``energy_scores``): both in image units of [-1, 1], lo
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -81,19 +82,40 @@ def _window_sizes(n: int, cells: int) -> torch.Tensor:
             - torch.div(i * n, cells, rounding_mode="floor")).float()
 
 
+@functools.lru_cache(maxsize=16)
+def _block_scales(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Per scale 2, 4, ...: the square root of each block's pixel count, made once per image shape
+    and device (not per training step)."""
+    scales, k = [], 2
+    while k < max(h, w):
+        cells = (math.ceil(h / k), math.ceil(w / k))
+        scales.append(torch.outer(_window_sizes(h, cells[0]), _window_sizes(w, cells[1])).sqrt().to(device, dtype))
+        k *= 2
+    return tuple(scales)
+
+
 def scale_views(images: torch.Tensor) -> list[torch.Tensor]:
     """(N, 1, H, W) images at every scale: the pixels, sums over blocks of about 2x2, 4x4, ...
     pixels, and the whole image's total, each sum divided by the square root of its pixel count
     (independent pixel noise then keeps its size at every scale, so no scale dominates)."""
     h, w = images.shape[2:]
-    views, k = [images], 2
-    while k < max(h, w):
-        cells = (math.ceil(h / k), math.ceil(w / k))
-        counts = torch.outer(_window_sizes(h, cells[0]), _window_sizes(w, cells[1])).to(images)
-        views.append(F.adaptive_avg_pool2d(images, cells) * counts.sqrt())
-        k *= 2
+    views = [images]
+    for scale in _block_scales(h, w, images.device, images.dtype):
+        views.append(F.adaptive_avg_pool2d(images, tuple(scale.shape)) * scale)
     views.append(images.mean(dim=(2, 3)) * math.sqrt(h * w))
     return views
+
+
+def cosine_lr_factor(progress: float) -> float:
+    """Learning-rate multiplier of the regression-like modes: a cosine fall from 1 to 5% at the end."""
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def bank_split(rows: int, heldout: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bank's rows as (held out, training), fixed by the seed; at most a tenth is held out."""
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed + 7919))
+    held = min(heldout, rows // 10)
+    return order[:held], order[held:]
 
 
 def energy_scores(first: torch.Tensor, second: torch.Tensor, observed: torch.Tensor
@@ -112,8 +134,11 @@ def energy_scores(first: torch.Tensor, second: torch.Tensor, observed: torch.Ten
         return torch.linalg.vector_norm(x.flatten(1), dim=1)
 
     image = 0.5 * (norm(first - observed) + norm(second - observed)) - 0.5 * norm(first - second)
-    crps = [(0.5 * ((a - o).abs() + (b - o).abs()) - 0.5 * (a - b).abs()).flatten(1).mean(1)
-            for a, b, o in zip(scale_views(first), scale_views(second), scale_views(observed))]
+    n = first.shape[0]
+    crps = []
+    for view in scale_views(torch.cat([first, second, observed])):  # one pass over all three
+        a, b, o = view[:n], view[n:2 * n], view[2 * n:]
+        crps.append((0.5 * ((a - o).abs() + (b - o).abs()) - 0.5 * (a - b).abs()).flatten(1).mean(1))
     return image, torch.stack(crps).mean(0)
 
 
@@ -205,10 +230,9 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         self.bank_r = self.space.to_normalised(torch.from_numpy(bank.params).to(self.device))
         self.bank_images = torch.from_numpy(bank.images).to(self.device).unsqueeze(1) * 2.0 - 1.0
         self.bank_noise = None if bank.noise is None else torch.from_numpy(bank.noise).to(self.device)
-        order = torch.randperm(len(bank), generator=torch.Generator().manual_seed(self.config.seed + 7919))
-        held = min(self.config.heldout, len(bank) // 10)
-        self.train_rows = order[held:].to(self.device)
-        return order[:held].to(self.device)
+        held, train = bank_split(len(bank), self.config.heldout, self.config.seed)
+        self.train_rows = train.to(self.device)
+        return held.to(self.device)
 
     def _make_fixed_sets(self) -> None:
         """Held-out parameters for fidelity and the grid rows: fixed by the seed, never trained on."""
@@ -277,8 +301,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         """1 in the Siamese mode; in the pixel modes a cosine fall to 5% by the end of the run."""
         if self.mode == "siamese":
             return 1.0
-        progress = min(1.0, self.iteration / max(1, self.config.iterations))
-        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return cosine_lr_factor(self.iteration / max(1, self.config.iterations))
 
     def step(self) -> dict[str, torch.Tensor]:
         """One iteration; returns its losses as detached 0-d tensors (no host round-trip)."""
