@@ -19,6 +19,18 @@ older ones: D sees each batch's spread, and a mixture of states is wider than th
 which D would teach it to narrow.  The evaluations compare the true images with the simulated
 batches of about the last 1 / (1 - ema) iterations, the span G's weight average covers, and the
 image grid shows the latest batch: both cost nothing more.
+
+A black-box stochastic simulator (one that keeps its random numbers) needs more: its emulator
+learnt the simulator's randomness only approximately, and a generator that learns through
+emulated images narrows the parameters whose effect the emulator's noise blurs too much.  Under a
+budget its images therefore reach both D and G as the recent simulated batches (those the weight
+average spans) moved to G's current parameters: each simulated image plus the emulator's change
+from the parameters it was made at to G's parameters for the same latent draw, at one emulator
+latent.  The images keep the simulator's own noise, the emulator supplies only the gradient and
+the small move, and a mixture of generator states no longer arises (each image is moved to the
+current state).  For a deterministic or noise-sharing simulator fresh emulated images are
+faithful and serve G better: reusing the same few hundred simulations in G's step let weakly
+constrained parameters spread (measured on lines: c's std 1.3-2.5 times the truth).
 """
 
 from __future__ import annotations
@@ -165,6 +177,10 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         # the pool_size best evaluations so far, later-window ones first: (distance, iteration, state)
         self.candidates: list[tuple[float, int, dict[str, torch.Tensor]]] = []
         self.recent: list[torch.Tensor] = []  # under a budget: the latest simulated batches, newest first
+        # ... and per batch what made it: (G's latent, T's noise, E's latent, E's images at those parameters)
+        self.recent_inputs: list[tuple[torch.Tensor | None, ...]] = []
+        # under a budget, a black box's images reach D and G as recent simulations moved to G's parameters
+        self.moves_simulated = config.budgeted and simulator.stochastic and not simulator.shares_noise
         self.refreshed_at = -1
         if config.budgeted:
             # one batch every this many iterations spends the budget evenly over the run
@@ -216,7 +232,9 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         Uses fixed latent draws, so successive evaluations differ only by the generator.  Under a
         budget: the recent simulated batches, from the iterations the weight average spans.
         """
-        if self.config.budgeted:
+        if self.moves_simulated:
+            images = self._moved_simulations(generator or self.generator_avg)
+        elif self.config.budgeted:
             images = torch.cat(self.recent[:self.evaluation_batches])
         else:
             net = generator or self.generator_avg
@@ -248,11 +266,29 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         if due and self.simulations + n <= cfg.simulation_budget:
             self.refreshed_at = self.iteration
             z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
-            noise, _ = self._noise(n, self.gen)
-            self.recent = [self._simulate(self.generator(z), noise)] + self.recent[:self.evaluation_batches - 1]
+            noise, latent = self._noise(n, self.gen)
+            params = self.generator(z)
+            self.recent = [self._simulate(params, noise)] + self.recent[:self.evaluation_batches - 1]
+            if self.moves_simulated:
+                self.recent_inputs = ([(z, noise, latent, self.emulator.net(params, noise, latent))]
+                                      + self.recent_inputs[:self.evaluation_batches - 1])
         if not self.recent:
             raise ConfigError("the simulation budget is spent before the first batch of fakes")
-        return self.recent[0]
+        return self._moved_simulations(self.generator, n) if self.moves_simulated else self.recent[0]
+
+    def _moved_simulations(self, generator: torch.nn.Module, n: int = 0, grad: bool = False) -> torch.Tensor:
+        """The recent simulated images (n drawn at random, or all) moved to ``generator``'s parameters for
+        their latent draws: each image plus the emulator's change from the parameters it was simulated
+        at to the new ones, at the same emulator latent.  The image keeps the simulator's own noise;
+        the emulator's errors in its randomness cancel in the difference.  ``grad``: differentiable in
+        the generator (for G's step)."""
+        images = torch.cat(self.recent)
+        z, noise, latent, then = (None if parts[0] is None else torch.cat(parts) for parts in zip(*self.recent_inputs))
+        if n:
+            idx = torch.randint(0, images.shape[0], (n,), generator=self.gen, device=self.device)
+            images, z, noise, latent, then = (None if t is None else t[idx] for t in (images, z, noise, latent, then))
+        with torch.set_grad_enabled(grad):
+            return (images + self.emulator.net(generator(z), noise, latent) - then).clamp(-1.0, 1.0)
 
     # -- training -------------------------------------------------------------------------------------
     def _lr_factor(self) -> float:
@@ -291,11 +327,14 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
             d_loss.backward()
             self.opt_d.step()
 
-        z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
-        noise, latent = self._noise(n, self.gen)
-        emulated = self.emulator.net(self.generator(z), noise, latent)
+        if self.moves_simulated:
+            images = self._moved_simulations(self.generator, n, grad=True)
+        else:
+            z = torch.randn(n, self.latent_dim, generator=self.gen, device=self.device)
+            noise, latent = self._noise(n, self.gen)
+            images = self.emulator.net(self.generator(z), noise, latent)
         self.discriminator.requires_grad_(False)
-        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(emulated), torch.ones(n, device=self.device))
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(images), torch.ones(n, device=self.device))
         self.discriminator.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

@@ -231,3 +231,39 @@ def test_a_budget_with_emulated_fakes_still_evaluates_on_simulated_batches(lines
                             tiny_config(iterations=20, simulation_budget=160, discriminator_on="emulated"), "cpu")
     outcome = calibrator.run()
     assert 0 < outcome.simulations <= 160 and len(outcome.history["image_distance"]) == 1
+
+
+def test_a_black_box_under_a_budget_learns_from_its_own_simulations_moved_to_the_generator(lines, lines_true,
+                                                                                          tiny_emulator):
+    import torch
+
+    from magan_gui.core.pretraining import Pretrainer
+    from magan_gui.core.simulators import load_simulator
+    from magan_gui.core.workflow import example_closure_set
+    from tests.conftest import tiny_pretrain_config
+
+    black_box = load_simulator("blackbox:circles")
+    emulator = Pretrainer(black_box, tiny_pretrain_config(iterations=4, eval_every=4, heldout=16), "cpu").run()
+    true = example_closure_set(black_box, 0, "cpu", n=128)
+    config = tiny_config(iterations=30, simulation_budget=160, eval_every=10)
+    calibrator = Calibrator(black_box, emulator, true, config, "cpu")
+    assert calibrator.moves_simulated
+    assert not Calibrator(lines, tiny_emulator, lines_true, config, "cpu").moves_simulated   # emulated is faithful
+
+    # moved to the parameters they were simulated at, the images are the simulator's own, noise included
+    with torch.no_grad():
+        calibrator._replayed_fakes(16)
+        torch.testing.assert_close(calibrator._moved_simulations(calibrator.generator), calibrator.recent[0],
+                                   atol=1e-5, rtol=0)
+        moved = calibrator.generator_avg
+        for p in moved.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        assert (calibrator._moved_simulations(moved) - calibrator.recent[0]).abs().max() > 1e-3
+    # G learns through the moved simulations, and the run still spends within its budget
+    made = black_box.images_made
+    before = [p.detach().clone() for p in calibrator.generator.parameters()]
+    outcome = Calibrator(black_box, emulator, true, config, "cpu").run()
+    assert 0 < black_box.images_made - made == outcome.simulations <= 160
+    assert np.all(np.isfinite(outcome.samples)) and outcome.samples.std(0).min() > 0
+    calibrator.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, calibrator.generator.parameters()))

@@ -45,8 +45,10 @@ class CalibrationPanel(RunPanel):
         self.budget_input.setGroupSeparatorShown(True)
         self.budget_input.setSpecialValueText("no cap")
         self.budget_input.setToolTip("The most fresh simulator images this calibration may make, evaluations "
-                                     "included. With a cap, the discriminator's simulated fakes come from a replay "
-                                     "buffer refreshed evenly over the run, and the evaluations use the emulator. "
+                                     "included. With a cap, one batch is simulated at the generator's parameters "
+                                     "every few iterations, spread evenly over the run: the discriminator's fakes "
+                                     "and the evaluations come from those batches (for a black-box stochastic "
+                                     "simulator, the generator learns from them too). "
                                      "0: no cap (a fresh simulated batch every iteration)")
         self.add_common_settings("Generator updates; the quick preset uses 4000",
                                  "Images per discriminator and generator update",
