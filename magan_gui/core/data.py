@@ -129,8 +129,20 @@ def _check_images(array: np.ndarray, what: str, expected_shape: tuple[int, int] 
     return _to_unit_range(array, what)
 
 
+def _numpy_load(path: Path):
+    """np.load of a .npz or .npy file that refuses anything else in plain words: NumPy itself would
+    call any non-NumPy file "pickled data" and suggest loading it unsafely."""
+    magic = (b"PK\x03\x04", b"PK\x05\x06") if path.suffix.lower() == ".npz" else (b"\x93NUMPY",)
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not head.startswith(magic):
+        kind = "a zip archive of arrays" if path.suffix.lower() == ".npz" else "a NumPy array file"
+        raise DataError(f"{path}: not {kind}, although named {path.suffix}: was another file renamed?")
+    return np.load(path, allow_pickle=False)
+
+
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    with np.load(path, allow_pickle=False) as data:
+    with _numpy_load(path) as data:
         if "images" not in data.files:
             raise DataError(f"{path}: no array named 'images' (found: {', '.join(data.files) or 'nothing'})")
         images = data["images"]
@@ -188,7 +200,7 @@ def load_true_images(path: str | Path, expected_shape: tuple[int, int] | None = 
         elif path.suffix.lower() == ".npz":
             images, params, names = _load_npz(path)
         elif path.suffix.lower() == ".npy":
-            images = np.load(path, allow_pickle=False)
+            images = _numpy_load(path)
         elif path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
             images = _load_hdf5(path)
         else:
@@ -197,6 +209,9 @@ def load_true_images(path: str | Path, expected_shape: tuple[int, int] | None = 
     except DataError:
         raise
     except Exception as exc:  # corrupt archives raise many different types
+        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
+            raise DataError(f"{path}: holds Python objects instead of numbers; save the images as a numeric "
+                            "array (float or integer)") from exc
         raise DataError(f"{path}: could not be read ({type(exc).__name__}: {exc})") from exc
     images = _check_images(np.asarray(images), what, expected_shape)
     if params is not None:

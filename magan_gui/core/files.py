@@ -8,12 +8,18 @@ from pathlib import Path
 
 from .errors import OutputError
 
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe
+# later): a new output file gets the permissions a plain open() would give it, not mkstemp's 0600.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def write_atomically(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it.
 
     A crash mid-write leaves the previous file intact; a folder or disk that refuses the write
-    raises OutputError naming the path.
+    raises OutputError naming the path.  The file gets the permissions of the file it replaces, or
+    those a plain open() gives (readable by colleagues on a shared disk under the usual umask).
     """
     path = Path(path)
     try:
@@ -22,6 +28,11 @@ def write_atomically(path: str | Path, data: bytes | str) -> Path:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write there ({exc.strerror or exc})") from exc
     try:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()

@@ -216,8 +216,21 @@ def test_refuses_missing_file(tmp_path):
 def test_refuses_corrupt_files(tmp_path, suffix):
     path = tmp_path / f"corrupt{suffix}"
     path.write_bytes(np.random.default_rng(5).bytes(2048))
-    with pytest.raises(DataError, match="could not be read"):
+    with pytest.raises(DataError, match="could not be read" if suffix == ".h5" else "was another file renamed"):
         load_true_images(path, SHAPE)
+    if suffix == ".npz":   # a zip archive cut short
+        np.savez(path, images=np.zeros((4, 28, 28)))
+        path.write_bytes(path.read_bytes()[:300])
+        with pytest.raises(DataError, match="could not be read"):
+            load_true_images(path, SHAPE)
+
+
+def test_a_text_file_renamed_npz_is_refused_in_plain_words(tmp_path):
+    path = tmp_path / "images.npz"
+    path.write_text("x,y\n1,2\n")
+    with pytest.raises(DataError, match="not a zip archive of arrays, although named .npz") as info:
+        load_true_images(path, SHAPE)
+    assert "pickle" not in str(info.value)
 
 
 def test_refuses_npz_without_images(tmp_path):
@@ -230,7 +243,7 @@ def test_refuses_npz_without_images(tmp_path):
 def test_refuses_npz_with_pickled_objects(tmp_path):
     path = tmp_path / "objects.npz"
     np.savez(path, images=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DataError, match="could not be read"):
+    with pytest.raises(DataError, match="holds Python objects instead of numbers"):
         load_true_images(path, SHAPE)
 
 

@@ -42,3 +42,16 @@ def test_refuse_existing(tmp_path):
     refuse_existing(tmp_path / "a", force=True)
     with pytest.raises(OutputError, match="already exists .use --force"):
         refuse_existing(tmp_path / "b", tmp_path / "a")
+
+
+def test_written_files_get_the_usual_permissions_and_replacements_keep_theirs(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_atomically(tmp_path / "result.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask   # not mkstemp's private 0600
+    path.chmod(0o640)
+    write_atomically(path, "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
