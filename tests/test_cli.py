@@ -22,6 +22,7 @@ LINES_STD = "0.3,0.5,0.1,0.5"
 TINY_PRESET = """
 [pretrain]
 iterations = 30
+bank_iterations = 40
 batch_size = 16
 heldout = 32
 eval_every = 10
@@ -423,7 +424,11 @@ def test_bank_then_pretrain_from_it_then_calibrate_counts_every_simulation(workd
     code, out, _ = _run("pretrain", "--simulator", "lines", "--bank", str(bank), "-o", str(emulator), "--preset",
                         str(workdir / "tiny.toml"), "--quiet", "--device", "cpu")
     assert code == 0, out
-    assert TrainedEmulator.load(emulator).meta["simulations"]["fresh"] == 0
+    meta = TrainedEmulator.load(emulator).meta
+    assert meta["simulations"]["fresh"] == 0 and meta["iteration"] == 40   # the preset's bank_iterations
+    code, _, _ = _run("pretrain", "--simulator", "lines", "--bank", str(bank), "-o", str(tmp_path / "e12.pt"),
+                      "--preset", str(workdir / "tiny.toml"), "--iterations", "12", "--quiet", "--device", "cpu")
+    assert code == 0 and TrainedEmulator.load(tmp_path / "e12.pt").meta["iteration"] == 12   # the user's word wins
     result = tmp_path / "r.json"
     code, out, _ = _run("calibrate", "--simulator", "lines", "--emulator", str(emulator), "--true", str(true_npz),
                         "-o", str(result), "--preset", str(workdir / "tiny.toml"), "--quiet", "--device", "cpu")

@@ -29,7 +29,7 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
                    log: Log = print) -> dict[str, Any]:
     """One closure test of ``spec`` within ``total`` simulator images; the bank file is kept in ``folder``
     (and reused by a later run with the same size and seed).  ``pretrain_iterations`` overrides the
-    profile's: learning from a bank costs no simulation, only time."""
+    profile's iterations from a bank."""
     simulator = load_simulator(spec)
     bank_size = int(round(total * bank_share))
     folder = Path(folder)
@@ -40,7 +40,8 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
         f"{summary.seconds:.0f} s)")
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
     calibrate = replace(configs.calibrate, simulation_budget=total - bank_size)
-    pretrain = replace(configs.pretrain, iterations=pretrain_iterations or configs.pretrain.iterations)
+    pretrain = configs.pretrain.for_bank()
+    pretrain = replace(pretrain, iterations=pretrain_iterations or pretrain.iterations)
     run = closure_test(spec, seed, profile, device, pretrain=pretrain, calibrate=calibrate, bank=bank, log=log)
     spent = run.result["simulations"]
     if spent["total"] > total:

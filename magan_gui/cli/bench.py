@@ -169,7 +169,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--bank-share", type=float, default=0.8, help="fraction of each total spent on the bank "
                                                                    "(default 0.8: 40,000 of 50,000)")
     b.add_argument("--pretrain-iterations", type=positive_int,
-                   help="pretraining iterations on the bank (default: the profile's; they cost no simulation)")
+                   help="pretraining iterations on the bank (default: the profile's bank_iterations; they "
+                        "cost no simulation)")
     b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
     options(b, cmd_budget)

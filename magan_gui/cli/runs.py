@@ -92,7 +92,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if not args.resume:
         refuse_existing(output, force=args.force)
     simulator = load_simulator(args.simulator)
-    config = replace(workflow.stage_configs(simulator.name, args.preset).pretrain,
+    config = workflow.stage_configs(simulator.name, args.preset).pretrain
+    config = replace(config.for_bank() if args.bank else config,
                      **_overrides(args, ("iterations", "batch_size", "mode", "seed")))
     device = resolve_device(args.device)
     control = RunControl()
@@ -224,7 +225,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="train the emulator to mimic the simulator")
     p.add_argument("--simulator", required=True)
     p.add_argument("-o", "--output", required=True, help="emulator file (.pt), rewritten as training goes")
-    p.add_argument("--bank", help="learn from this bank (magan bank) instead of fresh simulations")
+    p.add_argument("--bank", help="learn from this bank (magan bank) instead of fresh simulations, for the "
+                   "preset's bank_iterations (quick: 5000; circles 3000) unless --iterations says otherwise")
     p.add_argument("--mode", choices=PRETRAIN_MODES,
                    help="auto (default: pixel, or energy for a black-box stochastic simulator), "
                         "pixel, energy, siamese (the paper), siamese+pixel")

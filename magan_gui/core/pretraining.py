@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ class PretrainConfig:
     """Settings of a pretraining run (see the module docstring for the modes)."""
 
     iterations: int = 2000
+    bank_iterations: int = 0           # iterations when learning from a bank (0: ``iterations``)
     batch_size: int = 64
     mode: str = "auto"
     lr_emulator: float = 1e-3          # Adam; cosine-decayed to 5% by the end in the pixel modes
@@ -71,8 +72,17 @@ class PretrainConfig:
         for name in ("iterations", "batch_size", "heldout", "eval_every", "grid_rows"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.bank_iterations < 0:
+            raise ConfigError(f"bank_iterations must be 0 (as iterations) or more, got {self.bank_iterations}")
         if self.lr_emulator <= 0 or self.lr_siamese <= 0 or self.width <= 0:
             raise ConfigError("learning rates and width must be positive")
+
+    def for_bank(self) -> PretrainConfig:
+        """These settings for learning from a bank: ``bank_iterations`` when set.  A bank's images
+        cost nothing more to revisit, and an emulator learnt from 36,000 stored images goes on
+        improving well past the iterations fresh simulations need (lines: held-out MSE 0.0014 after
+        2,000, 0.00054 after 5,000)."""
+        return replace(self, iterations=self.bank_iterations or self.iterations)
 
 
 def _window_sizes(n: int, cells: int) -> torch.Tensor:

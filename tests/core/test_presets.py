@@ -91,3 +91,14 @@ def test_example_plugin_ships_and_loads():
     sim = load_simulator(f"{path}:Blob")
     assert sim.name == "blob" and tuple(sim.image_shape) == (32, 32)
     assert [p.name for p in sim.parameters] == ["x0", "y0", "sigma", "amp"]
+
+
+def test_learning_from_a_bank_takes_the_presets_bank_iterations():
+    quick = load_preset("quick")
+    lines = apply_preset(PretrainConfig(), quick, "pretrain", "lines")
+    assert (lines.iterations, lines.for_bank().iterations) == (2000, 5000)
+    circles = apply_preset(PretrainConfig(), quick, "pretrain", "circles")
+    assert (circles.iterations, circles.for_bank().iterations) == (3000, 3000)
+    assert PretrainConfig(iterations=700).for_bank().iterations == 700   # unset: the same as fresh
+    with pytest.raises(ValueError, match="bank_iterations must be 0"):
+        PretrainConfig(bank_iterations=-1).validate()

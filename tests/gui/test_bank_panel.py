@@ -27,6 +27,11 @@ def test_a_bank_made_in_the_app_feeds_pretraining_without_simulating(qtbot, wind
     pretrain = window.pretrain_panel
     assert pretrain.from_bank.isEnabled() and pretrain.from_bank.isChecked()
     assert "200 images" in pretrain.from_bank.text()
+    preset = window.session.stage_configs().pretrain
+    assert pretrain.iterations.value() == preset.bank_iterations == 5000   # the quick preset's, from a bank
+    pretrain.from_bank.setChecked(False)
+    assert pretrain.iterations.value() == preset.iterations == 2000       # fresh simulations: fewer
+    pretrain.from_bank.setChecked(True)
     window.tabs.setCurrentWidget(pretrain)
     set_tiny(pretrain)
     made = window.session.simulator.images_made

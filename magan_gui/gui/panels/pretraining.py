@@ -48,7 +48,8 @@ class PretrainingPanel(RunPanel):
         self.mode.addItems(PRETRAIN_MODES)
         self.mode.setToolTip("auto: pixel loss when the emulator can see the simulator's noise (fastest); "
                              "siamese: the paper's adversarial Siamese training; siamese+pixel: both")
-        self.add_common_settings("Emulator updates; the quick preset uses 2000 (lines) or 3000 (circles)",
+        self.add_common_settings("Emulator updates; the quick preset uses 2000 (lines) or 3000 (circles), "
+                                 "and 5000 (lines) or 3000 (circles) when learning from a bank",
                                  "Parameter sets simulated per update",
                                  "Random seed: the same seed and settings give the same emulator",
                                  [("mode", self.mode)])
@@ -56,6 +57,7 @@ class PretrainingPanel(RunPanel):
         self.from_bank.setToolTip("Train on the stored simulations of the Bank panel instead of fresh ones: "
                                   "the run then calls the simulator not once")
         self.from_bank.setEnabled(False)
+        self.from_bank.toggled.connect(self._source_changed)
         self.settings.addRow("", self.from_bank)
         self.load_button = QPushButton("Load emulator…")
         self.load_button.setToolTip("Use an emulator trained before (a file from magan pretrain or this app)")
@@ -102,6 +104,11 @@ class PretrainingPanel(RunPanel):
         self.from_bank.setText(f"learn from the bank ({self.session.bank_size:,} images)" if path
                                else "learn from the bank")
 
+    def _source_changed(self, from_bank: bool) -> None:
+        """The preset's iterations for the chosen source: more from a bank, where revisiting costs nothing."""
+        config = self.session.stage_configs().pretrain
+        self.iterations.setValue((config.for_bank() if from_bank else config).iterations)
+
     def chosen_bank(self) -> str | None:
         """The bank pretraining learns from, or None for fresh simulations."""
         return self.session.bank_path if self.from_bank.isChecked() else None
@@ -114,7 +121,7 @@ class PretrainingPanel(RunPanel):
     def apply_defaults(self, simulator) -> None:
         """Settings from the session's preset for this simulator."""
         config = self.session.stage_configs().pretrain
-        self.show_config(config)
+        self.show_config(config.for_bank() if self.chosen_bank() else config)
         self.mode.setCurrentText(config.mode)
 
     def config(self) -> PretrainConfig:
