@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.bank_panel.stop_requested.connect(self.stop)
         self.true_panel.job_requested.connect(lambda job: self.run_job(self.true_panel, job))
         self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.session.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
         self._restore()
 

@@ -21,6 +21,7 @@ class Session(QObject):
     emulator_changed = Signal(object)
     result_changed = Signal(object)
     bank_changed = Signal(object)      # the path of a complete bank of the simulator, or None
+    notice = Signal(str)               # something the user should read in the status bar
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,16 +47,21 @@ class Session(QObject):
         """A new simulator: true images, emulator and result of another simulator no longer apply."""
         self.simulator, self.simulator_spec = simulator, spec
         names = [p.name for p in simulator.parameters]
-        if self.true is not None and self.true.shape != tuple(simulator.image_shape):
-            self.true = None
-            self.true_changed.emit(None)
-        elif self.true is not None and self.true.params is not None and (
+        if self.true is not None:
+            made_by_another = self.true.params is not None and (
                 self.true.params.shape[1] != len(names)
-                or (self.true.param_names is not None and list(self.true.param_names) != names)):
-            # the known true parameters belong to another simulator (e.g. lines -> circles, both 28x28):
-            # keep the images, forget the parameters, which would be shown as this simulator's truth
-            self.true = TrueImages(self.true.images, None, None, self.true.source, self.true.sha256)
-            self.true_changed.emit(self.true)
+                or (self.true.param_names is not None and list(self.true.param_names) != names))
+            if self.true.shape != tuple(simulator.image_shape) or made_by_another:
+                # another simulator's closure-test images are no test of this one
+                why = "they were simulated by another simulator" if made_by_another else \
+                    f"they are {self.true.shape[0]}x{self.true.shape[1]}, {simulator.name} makes " \
+                    f"{simulator.image_shape[0]}x{simulator.image_shape[1]}"
+                self.true = None
+                self.true_changed.emit(None)
+                self.notice.emit(f"true images dropped ({why}): generate or load images for {simulator.name}")
+            else:
+                self.notice.emit(f"true images kept for {simulator.name}: they are data of the same "
+                                 "image size, whichever simulator is chosen")
         if self.emulator is not None and [p.name for p in self.emulator.parameters] != \
                 [p.name for p in simulator.parameters]:
             self.set_emulator(None)

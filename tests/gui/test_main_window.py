@@ -86,9 +86,9 @@ def test_choosing_circles_and_generating_a_small_set(qtbot, window, wait_run):
     wait_run(window)                           # the simulator is loaded (and checked) in the worker
     assert box.currentText() == "circles"
     assert window.session.simulator.name == "circles"
-    kept = window.session.true      # same 28x28 shape: the images stay, the lines parameters do not
-    assert kept is not None and len(kept) == 10000 and kept.params is None
-    assert "true parameters unknown" in panel.info.text()
+    # lines' closure-test images are no test of circles: dropped, and the status bar says so
+    assert window.session.true is None and "No true images yet" in panel.info.text()
+    assert "true images dropped (they were simulated by another simulator)" in window.statusBar().currentMessage()
     assert panel.param_table.rowCount() == 5
     assert [b.value() for b in panel.mean_boxes] == pytest.approx(PAPER_TRUTH["circles"][0])
     assert len(window.calibrate_panel.histograms) == 5
@@ -519,3 +519,19 @@ def test_a_plugin_is_loaded_in_the_worker_and_a_broken_one_leaves_the_simulator_
         assert window.busy
     wait_run(window)
     assert window.session.simulator.name == "slow-blob" and box.currentText() == f"{good}:SlowBlob"
+
+
+def test_switching_the_simulator_keeps_data_without_parameters_and_says_so(qtbot):
+    from magan_gui.core.data import TrueImages
+    from magan_gui.core.simulators import load_simulator
+    from magan_gui.gui.session import Session
+
+    session = Session()
+    data = TrueImages(np.random.default_rng(0).random((20, 28, 28)).astype(np.float32), None, None, "data", "0" * 64)
+    session.set_true(data)
+    with qtbot.waitSignal(session.notice) as said:
+        session.set_simulator(load_simulator("circles"), "circles")
+    assert session.true is data and "true images kept for circles" in said.args[0]
+    with qtbot.waitSignal(session.notice) as said:
+        session.set_simulator(load_simulator("magan_gui/examples/shower_plugin.py:Shower"), "shower")
+    assert session.true is None and "they are 28x28, shower makes 20x48" in said.args[0]
