@@ -34,6 +34,7 @@ def test_true_images_from_a_file(make_window, tmp_path, lines):
     assert true.source == str(path) and len(true) == 64 and true.params.shape == (64, 4)
     assert true.param_names == ["m", "x0", "c", "x_steps"]
     assert "<b>64</b>" in window.true_panel.info.text()
+    assert window.true_panel.histogram.plotItem.titleLabel.text.startswith("pixel intensities (64 images)")
     assert not window.busy and window.thread is None     # nothing was generated
 
 
@@ -41,6 +42,8 @@ def test_emulator_from_a_file(make_window, tiny_emulator_path):
     window = make_window(emulator=str(tiny_emulator_path))
     assert window.session.emulator is not None and window.session.emulator_path == str(tiny_emulator_path)
     assert window.results_panel.emulator_button.isEnabled()
+    fidelity = window.session.emulator.meta["fidelity_mse"]
+    assert window.pretrain_panel.status.text().endswith(f"held-out pixel MSE {fidelity:.5f}")   # not 17 digits
 
 
 def test_a_bad_simulator_falls_back_to_lines(make_window):

@@ -208,6 +208,7 @@ class PretrainingPanel(RunPanel):
             return False
         self.last_folder = str(Path(path).parent)
         self.session.set_emulator(emulator, path)
+        fidelity = emulator.meta.get("fidelity_mse")
         self.status.setText(f"loaded {path}: held-out {emulator.meta.get('fidelity_metric', 'pixel MSE')} "
-                            f"{emulator.meta.get('fidelity_mse')}")
+                            + ("unknown" if fidelity is None else f"{fidelity:.5f}"))
         return True

@@ -288,6 +288,7 @@ class TrueImagesPanel(QWidget):
         self.mean_image.set_rows([[images.mean(axis=0)]])
         self.mean_image.image.setLevels((0.0, float(images.mean(axis=0).max()) or 1.0))
         counts, edges = np.histogram(images[:2000], bins=64, range=(0.0, 1.0))
+        self.histogram.setTitle(f"pixel intensities ({min(2000, len(images)):,} images)", color="#222", size="10pt")
         self.hist_curve.setData(edges, np.maximum(counts, 0.5))
         known = "true parameters known (closure test)" if true.params is not None else "true parameters unknown"
         self.info.setText(f"<b>{len(images)}</b> images of {true.shape[0]}x{true.shape[1]} px, {known}.<br>"
