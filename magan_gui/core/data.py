@@ -107,7 +107,8 @@ def _to_unit_range(array: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
         if not np.isfinite(array).all():
-            raise DataError(f"{what}: {int((~np.isfinite(array)).sum())} pixels are NaN or infinite")
+            bad = int((~np.isfinite(array)).sum())
+            raise DataError(f"{what}: {bad} pixel{' is' if bad == 1 else 's are'} NaN or infinite")
         lo, hi = float(array.min()), float(array.max())
         if lo < 0.0 or hi > 1.0:
             raise DataError(f"{what}: float pixel values span [{lo:.4g}, {hi:.4g}], expected [0, 1] "

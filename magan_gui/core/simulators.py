@@ -244,7 +244,8 @@ class LoadedSimulator:
                                  f"expected {expected} (N, height, width)")
         if not torch.isfinite(images).all():
             bad = int((~torch.isfinite(images)).sum())
-            raise SimulatorError(f"simulator {self.name!r}: simulate() returned {bad} NaN or infinite pixels")
+            raise SimulatorError(f"simulator {self.name!r}: simulate() returned {bad} NaN or infinite "
+                                 f"pixel{'' if bad == 1 else 's'}")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise SimulatorError(f"simulator {self.name!r}: simulate() returned pixels in [{lo:.3g}, {hi:.3g}], "

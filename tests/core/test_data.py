@@ -172,7 +172,7 @@ def test_refuses_nan_floats(tmp_path):
     images[1, 3, 4] = np.nan
     path = tmp_path / "nan.npy"
     np.save(path, images)
-    with pytest.raises(DataError, match="1 pixels are NaN or infinite"):
+    with pytest.raises(DataError, match="1 pixel is NaN or infinite"):
         load_true_images(path, SHAPE)
 
 
