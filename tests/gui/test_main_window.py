@@ -88,6 +88,7 @@ def test_choosing_circles_and_generating_a_small_set(qtbot, window, wait_run):
     assert window.session.simulator.name == "circles"
     # lines' closure-test images are no test of circles: dropped, and the status bar says so
     assert window.session.true is None and "No true images yet" in panel.info.text()
+    assert not panel.mean_image.last_array.any() and len(panel.hist_curve.getData()[1] or []) == 0   # nothing stale
     assert "true images dropped (they were simulated by another simulator)" in window.statusBar().currentMessage()
     assert panel.param_table.rowCount() == 5
     assert [b.value() for b in panel.mean_boxes] == pytest.approx(PAPER_TRUTH["circles"][0])

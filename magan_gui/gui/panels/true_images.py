@@ -278,7 +278,10 @@ class TrueImagesPanel(QWidget):
         """Draw samples, mean image and pixel histogram of the true images (or clear them)."""
         if true is None:
             self.info.setText("No true images yet: generate a closure-test set or load your data.")
-            self.grid.set_rows([[np.zeros((2, 2))]])
+            for grid in (self.grid, self.mean_image):   # nothing of dropped images may stay on screen
+                grid.set_rows([[np.zeros((2, 2))]])
+            self.histogram.setTitle("pixel intensities (no images)", color="#222", size="10pt")
+            self.hist_curve.setData([], [])
             return
         images = true.images
         picks = images[np.linspace(0, len(images) - 1, min(16, len(images))).astype(int)]
