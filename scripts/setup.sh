@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]" "setuptools>=68"  # setuptools: check_wheel.sh builds offline
+.venv/bin/python -m pip install -q -e ".[test,cluster]" "setuptools>=68"  # setuptools: check_wheel.sh builds offline

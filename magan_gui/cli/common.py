@@ -63,6 +63,9 @@ class ProgressBar:
             extra = f" fidelity {snap.fidelity_mse:.4f}"
         if isinstance(snap, CalibrationSnapshot) and snap.image_distance is not None:
             extra = f" image distance {snap.image_distance:.4f}"
+        executor = getattr(snap, "executor", None)
+        if executor is not None and executor.description != "this process":
+            extra = f" {executor.workers} worker(s)" + (f", {executor.retried} retried" if executor.retried else "")
         bar = "#" * int(frac * 24)
         unit = "images/s" if snap.stage == "bank" else "it/s"
         text = (f"{self.label} [{bar:<24}] {snap.iteration}/{snap.iterations} {snap.rate:5.1f} {unit} "

@@ -70,18 +70,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_bank(args: argparse.Namespace) -> int:
+    if args.cluster is not None and args.workers != 1:
+        raise MaganError("give either --workers (processes on this computer) or --cluster, not both")
     simulator = load_simulator(args.simulator)
     output = Path(args.output)
     control = RunControl()
     with interruptible(control):
         summary = build_bank(simulator, output, args.n, seed=args.seed, chunk_size=args.chunk_size,
-                             workers=args.workers, resume=args.resume, force=args.force, control=control,
-                             observer=None if args.quiet else ProgressBar("bank"))
+                             workers=args.workers, cluster=args.cluster, resume=args.resume, force=args.force,
+                             control=control, observer=None if args.quiet else ProgressBar("bank"))
     rate = summary.made_now / summary.seconds if summary.seconds > 0 else float("nan")
     state = "stopped" if summary.stopped else "done"
+    where = summary.executor
+    retried = f", {where.retried} chunk run(s) repeated" if where.retried else ""
     print(f"bank {state}: {simulator.name}, {summary.made_now:,} images made now in {summary.seconds:.1f} s "
-          f"({rate:,.1f} images/s, {summary.workers} worker(s)); {output} holds {summary.n_images:,} parameter "
-          f"sets{', not all simulated yet' if summary.stopped else ', all simulated'}")
+          f"({rate:,.1f} images/s, {where.description}, {summary.workers} worker(s){retried}); {output} holds "
+          f"{summary.n_images:,} parameter sets{', not all simulated yet' if summary.stopped else ', all simulated'}")
     if summary.stopped:
         print(f"continue with: magan bank --simulator {args.simulator} -o {output} --resume", file=sys.stderr)
     return 0
@@ -216,6 +220,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="bank file (.h5), written chunk by chunk")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="simulator processes running chunks side by side (default 1: this process)")
+    p.add_argument("--cluster", help="run the chunks on Dask instead: local:K (K worker processes here), "
+                   "tcp://host:port (a running scheduler) or a dask-jobqueue file (.yaml/.toml: Slurm, HTCondor, "
+                   "PBS, ...); needs pip install 'magan-gui[cluster]'")
     p.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK,
                    help=f"images per chunk, the unit of work and of resumption (default {DEFAULT_CHUNK})")
     p.add_argument("--resume", action="store_true", help="finish the bank in the output file")

@@ -20,13 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .cluster import ExecutorStatus
 from .emulator import parameters_to_json
 from .errors import MaganError
 from .files import refuse_existing
@@ -49,9 +52,12 @@ class BankSnapshot(Snapshot):
     ----------
     latest : np.ndarray
         A few images of the chunk just committed, (rows, H, W) in [0, 1].
+    executor : ExecutorStatus
+        Where the chunks run: workers connected, chunks retried and failed, the dashboard.
     """
 
     latest: np.ndarray | None = None
+    executor: ExecutorStatus | None = None
 
 
 @dataclass
@@ -78,6 +84,7 @@ class BankSummary:
     stopped: bool
     chunks: int = 0                 # chunks simulated by this run
     workers: int = 1
+    executor: ExecutorStatus | None = None
 
 
 def design(simulator: LoadedSimulator, n: int, seed: int) -> np.ndarray:
@@ -238,6 +245,8 @@ def _worker_chunk(chunk: int, params: np.ndarray, seed: int) -> tuple[int, np.nd
 def _chunks_made(simulator: LoadedSimulator, todo: list[tuple[int, np.ndarray, int]], workers: int,
                  control: RunControl | None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Simulate the chunks of ``todo``, in this process or in ``workers`` processes, as they finish."""
+    if not todo:
+        return
     if workers <= 1:
         for chunk, params, seed in todo:
             if control is not None and not control.proceed():
@@ -264,18 +273,40 @@ def _chunks_made(simulator: LoadedSimulator, todo: list[tuple[int, np.ndarray, i
 
 
 def build_bank(simulator: LoadedSimulator, path: str | Path, n: int, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
-               workers: int = 1, resume: bool = False, force: bool = False,
+               workers: int = 1, cluster: str | None = None, resume: bool = False, force: bool = False,
                observer: Callable[[BankSnapshot], None] | None = None, control: RunControl | None = None,
                snapshot_seconds: float = 0.5) -> BankSummary:
     """Make (or finish, with ``resume``) a bank of ``n`` images of ``simulator`` at ``path``.
 
-    Chunks of ``chunk_size`` images are simulated in ``workers`` processes (1: in this process) and
-    committed as they finish; ``observer`` hears of the progress.  Stopping through ``control``
-    keeps every finished chunk.
+    Chunks of ``chunk_size`` images are simulated in ``workers`` processes (1: in this process), or
+    on the Dask cluster ``cluster`` (see ``cluster.py``), and committed as they finish; ``observer``
+    hears of the progress.  Stopping through ``control`` keeps every finished chunk.  Chunks that
+    failed for good (on a cluster, after their retries) are reported once all others are in.
     """
     path = Path(path)
     if n < 1 or chunk_size < 1 or workers < 1:
         raise BankError("the number of images, the chunk size and the workers must be at least 1")
+    if resume:  # refused before a cluster is started; checked again when the file is opened
+        check_bank(path, simulator)
+    else:
+        refuse_existing(path, force=force)
+    with ExitStack() as stack:
+        if cluster is not None:  # connected first: a cluster that cannot be reached touches no file
+            from .cluster import chunks_on_cluster, connect
+
+            status = ExecutorStatus(workers=0)
+            client = stack.enter_context(connect(cluster, status))
+            run_chunks = partial(chunks_on_cluster, client, simulator.spec, status=status, control=control)
+        else:
+            status = ExecutorStatus("this process" if workers == 1 else f"{workers} worker processes", workers)
+            run_chunks = partial(_chunks_made, simulator, workers=workers, control=control)
+        return _fill_bank(simulator, path, n, seed, chunk_size, resume, force, run_chunks, status, observer,
+                          snapshot_seconds)
+
+
+def _fill_bank(simulator: LoadedSimulator, path: Path, n: int, seed: int, chunk_size: int, resume: bool, force: bool,
+               run_chunks: Callable, status: ExecutorStatus, observer: Callable[[BankSnapshot], None] | None,
+               snapshot_seconds: float) -> BankSummary:
     if resume:
         attrs = check_bank(path, simulator)
         n, seed, chunk_size = int(attrs["n"]), int(attrs["seed"]), int(attrs["chunk_size"])
@@ -288,14 +319,22 @@ def build_bank(simulator: LoadedSimulator, path: str | Path, n: int, seed: int =
     have = n - sum(len(item[1]) for item in todo)
     t0, last = time.perf_counter(), -1e9
     made = 0
-    for chunk, images, noise in _chunks_made(simulator, todo, workers, control):
-        _commit(path, chunk, chunk_size, images, noise)
-        made += len(images)
+    images = None
+    for item in run_chunks(todo):
+        if item is not None:
+            chunk, images, noise = item
+            _commit(path, chunk, chunk_size, images, noise)
+            made += len(images)
         elapsed = time.perf_counter() - t0
         final = have + made == n
         if observer is not None and (final or time.perf_counter() - last >= snapshot_seconds):
-            rate = made / elapsed if elapsed > 0 else 0.0
+            rate = made / elapsed if elapsed > 0 and made else 0.0
             observer(BankSnapshot("bank", have + made, n, elapsed, (n - have - made) / rate if rate else float("nan"),
-                                  rate, np.zeros(0, np.int64), {}, final=final, latest=images[:8]))
+                                  rate, np.zeros(0, np.int64), {}, final=final,
+                                  latest=None if images is None else images[:8], executor=replace(status)))
             last = time.perf_counter()
-    return BankSummary(path, n, made, time.perf_counter() - t0, have + made < n, len(todo), workers)
+    if status.failed:
+        raise BankError(f"{status.failed} chunk(s) of {path} failed, {status.errors[0]}; the {have + made:,} images "
+                        f"made are kept: fix the simulator and finish with --resume")
+    return BankSummary(path, n, made, time.perf_counter() - t0, have + made < n, len(todo),
+                       status.workers, executor=status)
