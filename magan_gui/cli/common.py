@@ -64,7 +64,7 @@ class ProgressBar:
         if isinstance(snap, CalibrationSnapshot) and snap.image_distance is not None:
             extra = f" image distance {snap.image_distance:.4f}"
         executor = getattr(snap, "executor", None)
-        if executor is not None and executor.description != "this process":
+        if executor is not None and executor.dask:
             extra = f" {executor.workers} worker(s)" + (f", {executor.retried} retried" if executor.retried else "")
         bar = "#" * int(frac * 24)
         unit = "images/s" if snap.stage == "bank" else "it/s"

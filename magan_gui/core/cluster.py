@@ -51,6 +51,7 @@ class ExecutorStatus:
     """What the executor has seen so far, for progress displays and the bank's summary."""
 
     description: str = "this process"
+    dask: bool = False               # the chunks run on Dask (else in this computer's processes)
     workers: int = 1                 # workers connected now
     retried: int = 0                 # chunk runs repeated (a worker died under it, or its simulator raised)
     failed: int = 0                  # chunks given up on after their retries
@@ -171,7 +172,7 @@ def connect(spec: str, status: ExecutorStatus) -> Iterator[Any]:
                               maximum_jobs=scaling.get("adapt_maximum_jobs", 1))
             client = distributed.Client(cluster)
         try:
-            status.description = spec
+            status.description, status.dask = spec, True
             services = client.scheduler_info(n_workers=0).get("services", {})
             status.dashboard = client.dashboard_link if "dashboard" in services else None
             yield client
