@@ -1,7 +1,7 @@
 """Responsiveness, speed and memory benchmark of the app during a calibration.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/bench_gui.py --emulator runs/example/emulator.pt \
-        [--iterations 1500] [--repeats 3] [--threads N] [--batch N] [--memory]
+        [--iterations 1500] [--repeats 3] [--threads N] [--batch N] [--memory] [--busy]
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/bench_gui.py --responsiveness scripts/slow_plugin.py:SlowBlob \
         [--iterations 20] [--batch 8] [--seconds 20] [--true-count 64]
 
@@ -140,6 +140,9 @@ def main() -> int:
                         help="calibration batch size (default: the panel's), or pretraining batch size with "
                         "--responsiveness (default 8)")
     parser.add_argument("--repeats", type=int, default=3, help="turns of command line then app (speed)")
+    parser.add_argument("--busy", action="store_true",
+                        help="keep another CPU-bound program (a one-thread busy loop) running throughout, as on a "
+                        "machine where the physicist also compiles or runs a simulation")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--memory", action="store_true", help="measure resident memory instead of speed")
     modes.add_argument("--responsiveness", metavar="SPEC",
@@ -167,9 +170,15 @@ def main() -> int:
     if args.snapshot_seconds:
         from magan_gui.gui.panels.run_panel import RunPanel
         RunPanel.snapshot_seconds = args.snapshot_seconds
-    if args.responsiveness is not None:
-        return responsiveness(args)
-    return speed_or_memory(args)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        if args.responsiveness is not None:
+            return responsiveness(args)
+        return speed_or_memory(args)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
 
 def speed_or_memory(args) -> int:
@@ -230,7 +239,8 @@ def speed_or_memory(args) -> int:
     threads, background = main_window.training_threads()
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}; the app's worker: {threads} threads"
           f"{' at lowered priority' if background else ''}; {args.iterations} calibration iterations, batch "
-          f"{config.batch_size}, a snapshot every {config.snapshot_seconds} s", flush=True)
+          f"{config.batch_size}, a snapshot every {config.snapshot_seconds} s"
+          f"{'; another CPU-bound program running throughout' if args.busy else ''}", flush=True)
     if args.memory:
         app_rate()
         rss.append((args.iterations, resident_mib()))

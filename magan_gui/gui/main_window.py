@@ -11,7 +11,17 @@ from typing import Any
 import torch
 from PySide6.QtCore import QSettings, Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
 
 from ..core import workflow
 from ..core.bank import BankSummary
@@ -49,9 +59,13 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setWindowTitle("magan-gui — model-assisted GAN calibration")
+        self.setWindowTitle("magan-gui — model-assisted GAN calibration[*]")  # [*]: Qt's unsaved-changes mark
         keep_gui_thread_serial()
         self.settings = settings or QSettings("magan-gui", "magan-gui")
+        self.project_path: str | None = None   # where the project was last saved or opened from
+        # each finished stage is written here (atomically), so a crash or a kill loses no trained result
+        self.autosave_path = Path(self.settings.fileName()).parent / "autosave.magan"
+        self.ask_before_losing_work = self._ask_with_box   # "save", "discard" or "cancel"
         self.session = Session()
         self.worker: EngineWorker | None = None
         self.thread: QThread | None = None
@@ -96,6 +110,9 @@ class MainWindow(QMainWindow):
         self.true_panel.job_requested.connect(lambda job: self.run_job(self.true_panel, job))
         self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.session.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        # a trained (or loaded) emulator and a calibration result are the work a project keeps
+        self.session.emulator_changed.connect(lambda emulator: self._work_changed(emulator is not None))
+        self.session.result_changed.connect(lambda result: self._work_changed(result is not None))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
         self._restore()
 
@@ -127,9 +144,12 @@ class MainWindow(QMainWindow):
                                  "Save the emulator")
         pictures = action("Save plots as &PNG…", "Ctrl+Shift+S", self.results_panel.choose_pictures,
                           "A picture of every panel")
+        recover = action("&Recover the autosave", "", self.recover_autosave,
+                         "Reopen the project written at the end of the last finished stage (after a crash, or "
+                         "work closed without saving)")
         quit_action = action("&Quit", "Ctrl+Q", self.close, "Close magan-gui")
         file_menu = self.menuBar().addMenu("&File")
-        for a in (open_project, save_project, None, load_true, load_emulator, None, self.export_action,
+        for a in (open_project, save_project, recover, None, load_true, load_emulator, None, self.export_action,
                   export_emulator, pictures, None, quit_action):
             file_menu.addSeparator() if a is None else file_menu.addAction(a)
         run_menu = self.menuBar().addMenu("&Run")
@@ -229,6 +249,7 @@ class MainWindow(QMainWindow):
         """Run all: pretraining has ended; show its emulator and hand the run over to calibration."""
         if isinstance(outcome, workflow.Pretraining):
             self.pretrain_panel.on_finished(outcome)
+            self.autosave()
             self.pretrain_panel.set_running(False)
             self.pretrain_panel.set_startable(False)  # the job goes on: nothing may start beside it
             if not outcome.stopped and self.state in (RunState.RUNNING, RunState.PAUSED):
@@ -253,6 +274,8 @@ class MainWindow(QMainWindow):
         elif isinstance(result, workflow.PipelineRun) and result.calibration is not None:
             self.calibrate_panel.on_finished(result.calibration)
         self._set_state(RunState.STOPPED if self.state is RunState.STOPPING else RunState.FINISHED)
+        if isinstance(result, (workflow.Pretraining, workflow.Calibration, workflow.PipelineRun)):
+            self.autosave()
         if isinstance(result, (workflow.Calibration, workflow.PipelineRun)) and self.session.result is not None:
             self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
 
@@ -342,25 +365,50 @@ class MainWindow(QMainWindow):
         if path:
             self.save_project(path if path.endswith(".magan") else path + ".magan")
 
+    def _project(self) -> Project:
+        s = self.session
+        return Project(s.simulator_spec, s.true, s.emulator, s.result,
+                       None if s.outcome is None else s.outcome.samples,
+                       {"pretrain": asdict(self.pretrain_panel.config()),
+                        "calibrate": asdict(self.calibrate_panel.config())},
+                       {"pretrain": self.pretrain_panel.history(), "calibrate": self.calibrate_panel.history()},
+                       dict(s.training_state))
+
     def save_project(self, path: str) -> bool:
         """Write the session, settings and curves to ``path``."""
-        s = self.session
-        if s.simulator is None:
+        if self.session.simulator is None:
             self.show_error("nothing to save yet: choose a simulator first")
             return False
-        project = Project(s.simulator_spec, s.true, s.emulator, s.result,
-                          None if s.outcome is None else s.outcome.samples,
-                          {"pretrain": asdict(self.pretrain_panel.config()),
-                           "calibrate": asdict(self.calibrate_panel.config())},
-                          {"pretrain": self.pretrain_panel.history(), "calibrate": self.calibrate_panel.history()},
-                          dict(s.training_state))
         try:
-            project.save(path)
+            self._project().save(path)
         except OSError as exc:
             self.show_error(f"{path}: {exc}")
             return False
+        self.project_path = path
+        self.setWindowModified(False)
         self.statusBar().showMessage(f"project saved to {path}", 8000)
         return True
+
+    def autosave(self) -> None:
+        """Write the project to the autosave file (atomically: a kill mid-write leaves the previous one)."""
+        if self.session.simulator is None:
+            return
+        try:
+            self.autosave_path.parent.mkdir(parents=True, exist_ok=True)
+            self._project().save(self.autosave_path)
+        except OSError as exc:
+            self.statusBar().showMessage(f"autosave to {self.autosave_path} failed: {exc}", 15000)
+
+    def recover_autosave(self) -> bool:
+        """Reopen the autosaved project (File → Recover the autosave)."""
+        if not self.autosave_path.is_file():
+            self.show_error(f"no autosave yet: one is written to {self.autosave_path} when a stage ends")
+            return False
+        return self.open_project(str(self.autosave_path))
+
+    def _work_changed(self, new_work: bool) -> None:
+        if new_work:
+            self.setWindowModified(True)
 
     def choose_project_to_open(self) -> None:
         """Ask for a project file to open."""
@@ -405,7 +453,10 @@ class MainWindow(QMainWindow):
                                          float(project.result.get("wall_time_s", 0.0)), cal.get("history", {}),
                                          bool(cal.get("stopped_early", False)))
             self.calibrate_panel.show_outcome(outcome, project.result, project.training_state.get("calibrate"))
-        self.statusBar().showMessage(f"opened project {path}", 8000)
+        recovered = Path(path) == self.autosave_path
+        self.project_path = None if recovered else path     # Save never writes over the autosave
+        self.setWindowModified(recovered)
+        self.statusBar().showMessage(f"{'recovered the autosave' if recovered else 'opened project'} {path}", 8000)
         return True
 
     # -- window state ---------------------------------------------------------------------------------
@@ -427,17 +478,50 @@ class MainWindow(QMainWindow):
                            (self.results_panel, "export")):
             self.settings.setValue(f"folders/{key}", panel.last_folder)
 
+    def _ask_with_box(self, question: str) -> str:
+        box = QMessageBox(QMessageBox.Icon.Question, "magan-gui", question,
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def _save_before_quitting(self) -> bool:
+        path = self.project_path
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save project", str(Path(self.results_panel.last_folder)
+                                                                              / "calibration.magan"),
+                                                  "magan project (*.magan)")
+            if not path:
+                return False
+            path = path if path.endswith(".magan") else path + ".magan"
+        return self.save_project(path)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         if self.busy:
-            answer = QMessageBox.question(self, "magan-gui", "A run is in progress. Stop it and quit?",
-                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                          QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
+            answer = self.ask_before_losing_work(
+                "A run is in progress. Stop it and save the project (with what the run has reached) before "
+                "quitting?")
+            if answer == "cancel":
                 event.ignore()
                 return
             if not self.wait_for_thread():  # never destroy a running thread: keep the window open
                 self.show_error("the run did not stop in time; close the window again to retry")
                 event.ignore()
                 return
+            QApplication.processEvents()  # the stopped run's result reaches the session (and the autosave)
+        elif self.isWindowModified():
+            answer = self.ask_before_losing_work(
+                "The trained emulator or the calibration is not saved in a project. Save it before quitting?\n"
+                f"(Whatever happens, the last finished stage is in the autosave: {self.autosave_path})")
+            if answer == "cancel":
+                event.ignore()
+                return
+        else:
+            answer = "discard"
+        if answer == "save" and not self._save_before_quitting():
+            event.ignore()
+            return
         self._save_state()
         event.accept()

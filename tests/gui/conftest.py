@@ -110,6 +110,7 @@ def make_window(qtbot, settings_path):
     unexpected: list[str] = []
 
     def before_close(w: MainWindow) -> None:
+        w.ask_before_losing_work = lambda question: "discard"   # a test's leftovers are not work to save
         if w.thread is not None:
             assert w.wait_for_thread(30000), "the run did not stop"
         qtbot.waitUntil(lambda: not w.busy, timeout=30000)
