@@ -12,6 +12,7 @@ import torch
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
+from .x_libraries import missing_libraries, problem_line, uses_x11
 
 
 def settle_the_heap() -> None:
@@ -48,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--true", help="true images (.npz, .npy, .h5 or a folder); default: a closure-test set")
     parser.add_argument("--emulator", help="an emulator file trained before")
     args, qt_args = parser.parse_known_args(argv)
+    if QApplication.instance() is None and uses_x11():
+        line = problem_line(missing_libraries())
+        if line:  # Qt would abort (exit 134) naming at most one of them
+            print(f"magan-gui: {line}", file=sys.stderr)
+            return 2
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("magan-gui")
     app.setOrganizationName("magan-gui")
