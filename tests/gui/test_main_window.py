@@ -175,6 +175,23 @@ def test_pretraining_runs_and_the_scrubber_looks_back(qtbot, window, wait_run):
     assert scrubber.label.text().endswith("(live)") and panel.losses.limit_step is None
 
 
+def test_continue_after_scrubbing_back_follows_the_new_run(qtbot, window, wait_run):
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    click(qtbot, panel.start_button)
+    wait_run(window)
+    panel.scrubber.slider.setFocus()
+    qtbot.keyClick(panel.scrubber.slider, Qt.Key.Key_Home)   # look back at the first snapshot
+    assert not panel.scrubber.following and panel.losses.limit_step is not None
+    panel.iterations.setValue(2 * TINY)
+    click(qtbot, panel.continue_button)
+    wait_run(window)
+    assert panel.scrubber.following and panel.scrubber.label.text().endswith("(live)")
+    assert panel.losses.limit_step is None and panel.losses.steps[-1] == 2 * TINY   # the curves go on, all shown
+    assert f"iteration {2 * TINY}" in panel.scrubber.label.text()
+
+
 def test_pretraining_continues_where_the_last_run_ended(qtbot, window, wait_run):
     panel = window.pretrain_panel
     window.tabs.setCurrentWidget(panel)

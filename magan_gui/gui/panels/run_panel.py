@@ -145,9 +145,17 @@ class RunPanel(QWidget):
         job = self.make_job(resume)
         if job is None:
             return
-        if not resume:
+        if resume:
+            self.follow_live()  # a view scrubbed back would otherwise stay there through the whole run
+        else:
             self.begin_run()
         self.start_requested.emit(job)
+
+    def follow_live(self) -> None:
+        """Put the scrubber at the newest snapshot, so the view follows the run again."""
+        if self.snapshots:
+            self.scrubber.slider.setValue(self.scrubber.slider.maximum())
+        self.losses.show_until(None)
 
     def begin_run(self) -> None:
         """Forget the previous run's snapshots and curves: a new run starts."""
