@@ -134,7 +134,7 @@ def main() -> int:
                         help="calibration iterations (default 1500), or pretraining iterations with "
                         "--responsiveness (default 20)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of the app's worker, at normal priority (default: the app's choice)")
+                        help="torch threads of the app's worker (default: the app's choice)")
     parser.add_argument("--snapshot-seconds", type=float, default=None, help="the panels' snapshot interval")
     parser.add_argument("--batch", type=int, default=None,
                         help="calibration batch size (default: the panel's), or pretraining batch size with "
@@ -166,7 +166,7 @@ def main() -> int:
     from magan_gui.gui import main_window
 
     if args.threads:
-        main_window.training_threads = lambda: (args.threads, False)
+        main_window.training_threads = lambda: args.threads
     if args.snapshot_seconds:
         from magan_gui.gui.panels.run_panel import RunPanel
         RunPanel.snapshot_seconds = args.snapshot_seconds
@@ -236,9 +236,9 @@ def speed_or_memory(args) -> int:
         gui_cpu += time.thread_time() - cpu0
         return args.iterations / window.session.result["wall_time_s"]
 
-    threads, background = main_window.training_threads()
+    threads = main_window.training_threads()
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}; the app's worker: {threads} threads"
-          f"{' at lowered priority' if background else ''}; {args.iterations} calibration iterations, batch "
+          f"; {args.iterations} calibration iterations, batch "
           f"{config.batch_size}, a snapshot every {config.snapshot_seconds} s"
           f"{'; another CPU-bound program running throughout' if args.busy else ''}", flush=True)
     if args.memory:
@@ -335,9 +335,9 @@ def responsiveness(args) -> int:
     idle_until = time.perf_counter() + 1.0  # the window shown and idle for a second, as a user would see it
     wait(lambda: time.perf_counter() >= idle_until)
     ticks_before_start = len(meter.lateness)
-    threads, background = main_window.training_threads()
+    threads = main_window.training_threads()
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}; the app's worker: {threads} threads"
-          f"{' at lowered priority' if background else ''}; simulator {spec}; pretraining {args.iterations} "
+          f"; simulator {spec}; pretraining {args.iterations} "
           f"iterations, batch {panel.batch.value()}, held-out set {heldout}; measuring {args.seconds:g} s from Start",
           flush=True)
 

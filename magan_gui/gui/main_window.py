@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
             self.show_error("another run is in progress: stop it first")
             return
         self.active = panel
-        self.worker, self.thread = start_worker(job, self, *training_threads())
+        self.worker, self.thread = start_worker(job, self, training_threads())
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.stage_done.connect(self._on_stage_done)
         self.worker.finished.connect(self._on_finished)
