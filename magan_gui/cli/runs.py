@@ -206,7 +206,8 @@ def _add_stage_options(p: argparse.ArgumentParser, resume_help: str) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to the ``magan`` parser."""
     p = sub.add_parser("simulate", help="simulate a closure-test set of true images")
-    p.add_argument("--simulator", required=True, help="lines, circles or path/to/file.py:ClassName")
+    p.add_argument("--simulator", required=True, help="lines, circles, path/to/file.py:ClassName "
+                        "or path/to/sim.toml (an external program)")
     p.add_argument("--mean", type=floats, required=True, help="per-parameter means, comma-separated")
     p.add_argument("--std", type=floats, required=True, help="per-parameter standard deviations")
     p.add_argument("-n", type=positive_int, default=10000, help="number of images (default 10000)")

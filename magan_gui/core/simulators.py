@@ -278,22 +278,27 @@ def check_simulator(plugin: object, label: str) -> LoadedSimulator:
 
 
 def load_simulator(spec: str) -> LoadedSimulator:
-    """Load and check a simulator from a built-in name or ``path/to/file.py:ClassName``.
+    """Load and check a simulator from a built-in name, ``path/to/file.py:ClassName`` or ``path/to/sim.toml``.
 
     Raises SimulatorError with one sentence naming the plugin for every way it can be wrong.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise SimulatorError("no simulator given: use a built-in name (lines, circles) or path/to/file.py:ClassName")
+        raise SimulatorError("no simulator given: use a built-in name (lines, circles), path/to/file.py:ClassName "
+                             "or path/to/sim.toml")
     spec = spec.strip()
     if spec.startswith(BLACK_BOX_PREFIX):
         inner = load_simulator(spec[len(BLACK_BOX_PREFIX):])
         return check_simulator(BlackBox(inner.plugin), spec)
     if spec in BUILTIN_SIMULATORS:
         return check_simulator(BUILTIN_SIMULATORS[spec](), spec)
+    if spec.lower().endswith(".toml"):  # an external program (core/external.py imports this module)
+        from .external import ExternalProgram
+
+        return check_simulator(ExternalProgram(spec), spec)
     path_text, sep, class_name = spec.rpartition(":")
     if not sep or not path_text or not class_name:
-        raise SimulatorError(f"unknown simulator {spec!r}: use one of {', '.join(BUILTIN_SIMULATORS)} "
-                             "or path/to/file.py:ClassName")
+        raise SimulatorError(f"unknown simulator {spec!r}: use one of {', '.join(BUILTIN_SIMULATORS)}, "
+                             "path/to/file.py:ClassName or path/to/sim.toml")
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise SimulatorError(f"simulator file {str(path)!r} does not exist")

@@ -45,7 +45,8 @@ def build_window(simulator: str = "lines", true: str | None = None, emulator: st
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``magan-gui``."""
     parser = argparse.ArgumentParser(prog="magan-gui", description=__doc__.splitlines()[0])
-    parser.add_argument("--simulator", default="lines", help="lines, circles or path/to/file.py:ClassName")
+    parser.add_argument("--simulator", default="lines", help="lines, circles, path/to/file.py:ClassName "
+                        "or path/to/sim.toml (an external program)")
     parser.add_argument("--true", help="true images (.npz, .npy, .h5 or a folder); default: a closure-test set")
     parser.add_argument("--emulator", help="an emulator file trained before")
     args, qt_args = parser.parse_known_args(argv)

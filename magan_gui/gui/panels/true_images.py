@@ -59,7 +59,8 @@ class TrueImagesPanel(QWidget):
         self.simulator_box = QComboBox()
         self.simulator_box.addItems(list(BUILTIN_SIMULATORS) + [PLUGIN_ITEM])
         self.simulator_box.setToolTip("The simulator whose parameters are calibrated: the paper's case studies "
-                                      "(lines, circles) or your own plugin file (path/file.py:ClassName)")
+                                      "(lines, circles), your own plugin file (path/file.py:ClassName) or an "
+                                      "external program declared in a TOML file (path/to/sim.toml)")
         self.simulator_info = QLabel()
         self.simulator_info.setWordWrap(True)
 
@@ -170,11 +171,15 @@ class TrueImagesPanel(QWidget):
         if text != PLUGIN_ITEM:
             self.request_simulator(text)
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Simulator plugin", self.last_folder, "Python (*.py)")
+        path, _ = QFileDialog.getOpenFileName(self, "Simulator plugin", self.last_folder,
+                                              "Simulators (*.py *.toml)")
         if not path:
             self._sync_box()
             return
         self.last_folder = str(Path(path).parent)
+        if path.lower().endswith(".toml"):  # an external program: the file is the spec
+            self.request_simulator(path)
+            return
         classes = plugin_classes(path)
         if not classes:
             self.error.emit(f"{path} defines no class; a plugin is a class with image_shape, parameters and simulate")
