@@ -183,6 +183,12 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         # under a budget, a black box's images reach D and G as recent simulations moved to G's parameters
         self.moves_simulated = config.budgeted and simulator.stochastic and not simulator.shares_noise
         self.refreshed_at = -1
+        self.pool_size = config.pool_size
+        if config.budgeted and not self.moves_simulated:
+            # an evaluation scores the recent simulated batches of the generator being trained, not the
+            # averaged one it keeps: too weak a basis to pick a few, so every evaluation of the window is pooled
+            window = config.iterations - int(np.ceil(config.pool_from * config.iterations))
+            self.pool_size = max(config.pool_size, window // config.eval_every + 1)
         if config.budgeted:
             # one batch every this many iterations spends the budget evenly over the run
             self.refresh_every = max(1, -(-config.iterations * config.batch_size // config.simulation_budget))
@@ -357,7 +363,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         state = {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
         self.candidates.append((distance, self.iteration, state))
         self.candidates.sort(key=lambda c: (not self._in_pool_window(c[1]), c[0]))
-        del self.candidates[self.config.pool_size:]
+        del self.candidates[self.pool_size:]
 
     def _in_pool_window(self, iteration: int) -> bool:
         return iteration >= self.config.pool_from * self.config.iterations
