@@ -45,7 +45,7 @@ from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training
 class RunState(Enum):
     """Where the window's job stands; the value is what the status bar shows."""
 
-    IDLE = "idle"
+    IDLE = "ready"
     RUNNING = "running"
     PAUSED = "paused"
     STOPPING = "stopping"
@@ -90,12 +90,12 @@ class MainWindow(QMainWindow):
         self.device_box.addItems(available_devices())
         self.device_box.setCurrentIndex(self.device_box.count() - 1)  # a GPU when there is one
         self.device_box.setToolTip("Where training runs: the CPU or one of the CUDA GPUs found")
-        self.device_box.currentTextChanged.connect(self._device_changed)
-        self._device_changed(self.device_box.currentText())
         self.state_label = QLabel(self.state.value)
         self.device_label = QLabel()
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.state_label)
+        self.device_box.currentTextChanged.connect(self._device_changed)
+        self._device_changed(self.device_box.currentText())
 
         self._build_actions()
         for panel in (self.pretrain_panel, self.calibrate_panel):
@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.session.emulator_changed.connect(lambda emulator: self._work_changed(emulator is not None))
         self.session.result_changed.connect(lambda result: self._work_changed(result is not None))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
+        self._set_busy(False, RunState.IDLE)  # Pause and Stop have nothing to act on yet
         self._restore()
 
     # -- actions --------------------------------------------------------------------------------------
@@ -166,9 +167,8 @@ class MainWindow(QMainWindow):
 
     def _device_changed(self, name: str) -> None:
         self.session.device = name
-        if hasattr(self, "device_label"):
-            label = torch.cuda.get_device_name(int(name.split(":")[1])) if name.startswith("cuda") else "CPU"
-            self.device_label.setText(f"device: {name} ({label})")
+        label = torch.cuda.get_device_name(int(name.split(":")[1])) if name.startswith("cuda") else "CPU"
+        self.device_label.setText(f"device: {name} ({label})")
 
     def current_run_panel(self) -> RunPanel | None:
         """The pretraining or calibration panel in view, if any."""
@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, result: Any) -> None:
         self.active = None
+        self.statusBar().clearMessage()  # an earlier error's line no longer applies
         if isinstance(result, TrueImages):
             self.session.set_true(result)
         elif isinstance(result, LoadedSimulator):
@@ -273,7 +274,10 @@ class MainWindow(QMainWindow):
             self.calibrate_panel.on_finished(result)
         elif isinstance(result, workflow.PipelineRun) and result.calibration is not None:
             self.calibrate_panel.on_finished(result.calibration)
-        self._set_state(RunState.STOPPED if self.state is RunState.STOPPING else RunState.FINISHED)
+        if isinstance(result, (TrueImages, LoadedSimulator)):  # loading is no run: nothing "finished"
+            self._set_state(RunState.IDLE)
+        else:
+            self._set_state(RunState.STOPPED if self.state is RunState.STOPPING else RunState.FINISHED)
         if isinstance(result, (workflow.Pretraining, workflow.Calibration, workflow.PipelineRun)):
             self.autosave()
         if isinstance(result, (workflow.Calibration, workflow.PipelineRun)) and self.session.result is not None:

@@ -553,3 +553,15 @@ def test_switching_the_simulator_keeps_data_without_parameters_and_says_so(qtbot
     with qtbot.waitSignal(session.notice) as said:
         session.set_simulator(load_simulator("magan_gui/examples/shower_plugin.py:Shower"), "shower")
     assert session.true is None and "they are 28x28, shower makes 20x48" in said.args[0]
+
+
+def test_a_fresh_window_is_ready_names_its_device_and_a_good_load_clears_an_old_error(qtbot, window, wait_run):
+    assert window.state_label.text() == "ready"                       # the start-up images are no finished run
+    assert window.device_label.text() == "device: cpu (CPU)"
+    assert not window.pause_action.isEnabled() and not window.stop_action.isEnabled()
+    window.show_error("an old problem")
+    assert close_message_boxes(window) == ["an old problem"]
+    assert window.statusBar().currentMessage() == "an old problem"
+    window.true_panel.generate()
+    wait_run(window)
+    assert window.statusBar().currentMessage() != "an old problem" and window.state_label.text() == "ready"
