@@ -218,7 +218,7 @@ class ParameterHistogram(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.getAxis("left").setStyle(showValues=False)
-        self.low, self.high = low, high
+        self.low, self.high, self.default = low, high, default
         self.edges = np.linspace(low, high, 81)
         self.true_curve = self.plot([], [], stepMode="center", fillLevel=0,
                                     brush=pg.mkBrush(150, 150, 150, 90), pen=pg.mkPen("#777", width=1))
@@ -244,6 +244,8 @@ class ParameterHistogram(pg.PlotWidget):
         self.gen_curve.setData(self.edges, counts)
         pool = values if self.true_values is None else np.concatenate([values, self.true_values])
         lo, hi = np.percentile(pool, [0.5, 99.5])
+        if self.default is not None:  # the default's line stays in view: on data it is the only reference
+            lo, hi = min(lo, self.default), max(hi, self.default)
         margin = 0.25 * (hi - lo) + 1e-6
         wanted = (max(self.low, lo - margin), min(self.high, hi + margin))
         if self.view_range is None or abs(wanted[0] - self.view_range[0]) + abs(wanted[1] - self.view_range[1]) > \

@@ -135,6 +135,14 @@ def test_parameter_histogram_sets_data(qtbot):
     assert len(_curve(hist.true_curve)[1]) == 0 and hist.true_values is None
 
 
+def test_the_default_value_stays_in_view_when_the_range_follows_the_data(qtbot):
+    hist = ParameterHistogram("x0", 6.0, 14.0, 9.0)   # data far from the default, as x0 in the closure test
+    qtbot.addWidget(hist)
+    hist.set_samples(np.random.default_rng(2).normal(11.0, 0.1, 5000))
+    lo, hi = hist.view_range
+    assert lo < 9.0 < hi <= 14.0 and hi > 11.2
+
+
 # -- the leak check itself -----------------------------------------------------------------------------
 def test_leak_check_sees_a_shown_parentless_widget(qapp):
     flush_events()
