@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.session.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
         # a trained (or loaded) emulator and a calibration result are the work a project keeps
+        self.session.simulator_changed.connect(self._recall_run_settings)  # after the panels' preset defaults
         self.session.emulator_changed.connect(lambda emulator: self._work_changed(emulator is not None))
         self.session.result_changed.connect(lambda result: self._work_changed(result is not None))
         self.results_panel.save_pictures_requested.connect(self.save_pictures)
@@ -476,7 +478,25 @@ class MainWindow(QMainWindow):
             if folder and Path(str(folder)).is_dir():
                 panel.last_folder = str(folder)
 
+    def _run_settings_key(self, stage: str) -> str:
+        return f"runs/{self.session.simulator.name.replace('/', '_')}/{stage}"
+
+    def _recall_run_settings(self, simulator) -> None:
+        """The iterations, batch size and seed last used with this simulator, kept across restarts."""
+        for panel in (self.pretrain_panel, self.calibrate_panel):
+            text = self.settings.value(self._run_settings_key(panel.stage))
+            try:
+                iterations, batch, seed = json.loads(str(text)) if text else (None, None, None)
+            except (ValueError, TypeError):
+                continue  # an unreadable entry: the preset's values stay
+            if iterations:
+                panel.show_config(SimpleNamespace(iterations=int(iterations), batch_size=int(batch), seed=int(seed)))
+
     def _save_state(self) -> None:
+        if self.session.simulator is not None:
+            for panel in (self.pretrain_panel, self.calibrate_panel):
+                self.settings.setValue(self._run_settings_key(panel.stage), json.dumps(
+                    [panel.iterations.value(), panel.batch.value(), panel.seed.value()]))
         self.settings.setValue("geometry", self.saveGeometry())
         for panel, key in ((self.true_panel, "true"), (self.pretrain_panel, "emulator"),
                            (self.results_panel, "export")):

@@ -565,3 +565,33 @@ def test_a_fresh_window_is_ready_names_its_device_and_a_good_load_clears_an_old_
     window.true_panel.generate()
     wait_run(window)
     assert window.statusBar().currentMessage() != "an old problem" and window.state_label.text() == "ready"
+
+
+def test_run_settings_are_remembered_per_simulator_across_restarts(qtbot, make_window):
+    window = make_window()
+    window.pretrain_panel.iterations.setValue(777)
+    window.calibrate_panel.iterations.setValue(1234)
+    window.calibrate_panel.seed.setValue(5)
+    assert window.close()
+    again = make_window()
+    assert again.pretrain_panel.iterations.value() == 777
+    assert again.calibrate_panel.iterations.value() == 1234 and again.calibrate_panel.seed.value() == 5
+    again.true_panel.select_simulator("circles")        # another simulator keeps its own (the preset's)
+    assert again.calibrate_panel.iterations.value() != 1234
+
+
+def test_a_reopened_stopped_run_shows_how_far_it_got(qtbot, make_window, wait_run, tmp_path):
+    window = make_window()
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel, 100000)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: panel.progress.value() >= 5, timeout=60000)
+    click(qtbot, panel.stop_button)
+    wait_run(window)
+    reached = int(panel.losses.steps[-1])
+    assert window.save_project(str(tmp_path / "stopped.magan"))
+    other = make_window()
+    assert other.open_project(str(tmp_path / "stopped.magan"))
+    bar = other.pretrain_panel.progress
+    assert bar.maximum() == 100000 and bar.value() == reached          # 'reached / 100000', not a full bar

@@ -255,8 +255,8 @@ class RunPanel(QWidget):
         steps = np.asarray(history.get("steps", []), np.int64)
         losses = {k: np.asarray(v, np.float32) for k, v in history.get("losses", {}).items()}
         self.losses.append(steps, losses)
-        if len(steps):
-            self.progress.setMaximum(max(self.progress.maximum(), int(steps[-1])))
+        if len(steps):  # against the iterations the run was set to (a stopped run's bar is not full)
+            self.progress.setMaximum(max(self.iterations.value(), int(steps[-1])))
             self.progress.setValue(int(steps[-1]))
             self.status.setText(f"reopened from a project: {int(steps[-1])} iterations logged")
 
