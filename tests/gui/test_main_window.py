@@ -130,9 +130,15 @@ def test_a_good_file_loads(qtbot, window, monkeypatch, tmp_path, lines_true):
     lines_true.save_npz(path)
     monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName",
                         staticmethod(lambda *a, **k: (str(path), "")))
+    window.true_panel.mean_boxes[0].setValue(2.3)           # the last generated set's settings...
     click(qtbot, window.true_panel.load_button)
     assert window.session.true.source == str(path) and len(window.session.true) == 256
     assert window.true_panel.last_folder == str(tmp_path)
+    # ... give way to the loaded images' own truth
+    for box, value in zip(window.true_panel.mean_boxes, lines_true.params.mean(axis=0)):
+        assert box.value() == pytest.approx(value, abs=0.01)
+    for box, value in zip(window.true_panel.std_boxes, lines_true.params.std(axis=0, ddof=1)):
+        assert box.value() == pytest.approx(value, abs=0.01)
 
 
 # -- pretraining ---------------------------------------------------------------------------------------

@@ -298,6 +298,14 @@ class TrueImagesPanel(QWidget):
         counts, edges = np.histogram(images[:2000], bins=64, range=(0.0, 1.0))
         self.histogram.setTitle(f"pixel intensities ({min(2000, len(images)):,} images)", color="#222", size="10pt")
         self.hist_curve.setData(edges, np.maximum(counts, 0.5))
+        from_file = not true.source.startswith("closure test:")   # a generated set keeps the values typed
+        if from_file and true.params is not None and true.params.shape[1] == len(self.mean_boxes):
+            # the boxes show the truth of the images in use, not the last generated set's settings
+            for box, value in zip(self.mean_boxes, true.params.mean(axis=0)):
+                box.setValue(float(value))
+            for box, value in zip(self.std_boxes, true.params.std(axis=0, ddof=1) if len(true.params) > 1
+                                  else np.zeros(true.params.shape[1])):
+                box.setValue(float(value))
         known = "true parameters known (closure test)" if true.params is not None else "true parameters unknown"
         self.info.setText(f"<b>{len(images)}</b> images of {true.shape[0]}x{true.shape[1]} px, {known}.<br>"
                           f"source: {true.source}<br>SHA-256 {true.sha256[:16]}…")
