@@ -362,3 +362,25 @@ def _chunk_seed(path: Path, chunk: int) -> int:
 
     with h5py.File(path, "r") as fh:
         return chunk_seed(int(fh.attrs["seed"]), chunk)
+
+
+def test_a_program_failing_mid_bank_is_one_line_and_leaves_a_resumable_bank(tmp_path):
+    # fails on parameter sets above 0.6, as a simulation might in one corner of the box
+    toml = _program(tmp_path, FAKE + textwrap.dedent("""
+        if (p[:, 0] > 0.6).any():
+            sys.exit("geometry overlap at a = %.3f" % p[:, 0].max())
+        np.save(images_file, images)
+    """))
+    toml.write_text(toml.read_text().replace("high = 1.0", "high = 1.0\ndefault = 0.1"))
+    out = tmp_path / "bank.h5"
+    code, _, err = _run("bank", "--simulator", str(toml), "-n", "32", "--chunk-size", "1", "-o", str(out), "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "exited with status 1" in lines[0] and "stderr: geometry overlap at a = 0." in lines[0]
+    with h5py.File(out, "r") as fh:                     # what was made before the failure is kept, flagged
+        done = fh["chunk_done"][()]
+        assert 0 < done.sum() < 32 and np.all(fh["params"][()][done][:, 0] <= 0.6)
+    code, _, err = _run("bank", "--simulator", str(toml), "-o", str(out), "--resume", "-n", "1", "--quiet")
+    assert code == 2 and "geometry overlap" in err   # resuming meets the same program fault, nothing lost
+    with h5py.File(out, "r") as fh:
+        assert fh["chunk_done"][()].sum() >= done.sum()
