@@ -209,6 +209,12 @@ class StepScrubber(QWidget):
         self.moved.emit(value)
 
 
+HISTOGRAM_KEY = (f'<span style="color:{PALETTE[0]}"><b>━━</b></span> best match &nbsp;&nbsp; '
+                 '<span style="background-color:#d6d6d6">&nbsp;&nbsp;&nbsp;&nbsp;</span> true (closure test) '
+                 '&nbsp;&nbsp; '
+                 f'<span style="color:{PALETTE[1]}"><b>╍╍</b></span> default value')  # the histograms' legend
+
+
 class ParameterHistogram(pg.PlotWidget):
     """Histogram of generator samples for one parameter against its references."""
 
@@ -218,13 +224,14 @@ class ParameterHistogram(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.getAxis("left").setStyle(showValues=False)
+        self.setLabel("left", "density")
         self.low, self.high, self.default = low, high, default
         self.edges = np.linspace(low, high, 81)
+        dashes = pg.mkPen(PALETTE[1], width=1, style=Qt.PenStyle.DashLine)
         self.true_curve = self.plot([], [], stepMode="center", fillLevel=0,
                                     brush=pg.mkBrush(150, 150, 150, 90), pen=pg.mkPen("#777", width=1))
         self.gen_curve = self.plot([], [], stepMode="center", pen=pg.mkPen(PALETTE[0], width=2))
-        self.default_line = pg.InfiniteLine(default, angle=90, pen=pg.mkPen(PALETTE[1], width=1,
-                                                                           style=Qt.PenStyle.DashLine))
+        self.default_line = pg.InfiniteLine(default, angle=90, pen=dashes)
         self.addItem(self.default_line)
         self.view_range: tuple[float, float] | None = None
         self.true_values: np.ndarray | None = None

@@ -300,7 +300,12 @@ def test_calibration_fills_the_table(qtbot, calibrated):
         assert values[0] == pytest.approx(result["parameters"][i]["mean"], rel=1e-3)
         assert values[2] == pytest.approx(mean[i], abs=0.05)  # the closure test's true mean
         assert values[3] == pytest.approx(std[i], rel=0.1)
+        low, high = (float(v) for v in panel.table.item(i, 7).text().split(" – "))   # the 68% interval
+        q = result["parameters"][i]["quantiles"]
+        assert low == pytest.approx(q["16"], rel=1e-3) and high == pytest.approx(q["84"], rel=1e-3) and low < high
     assert all(len(h.gen_curve.getData()[1]) == len(h.edges) - 1 for h in panel.histograms)
+    key = panel.hist_key.text()                                    # one key above the histograms
+    assert "best match" in key and "true (closure test)" in key and "default value" in key
     assert "best match pooled from iterations" in panel.status.text()
     assert "best mean" in window.results_panel.summary.toPlainText()
     assert window.results_panel.correlation.rowCount() == 4

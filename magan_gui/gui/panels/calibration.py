@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -20,11 +21,12 @@ from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig
 from ...core.errors import ConfigError
 from ...core.progress import CalibrationSnapshot
 from ..session import Session
-from ..widgets import ImageGrid, ParameterHistogram
+from ..widgets import HISTOGRAM_KEY, ImageGrid, ParameterHistogram
 from .pretraining import MAX_HISTORY_COLUMNS, spaced_indices
 from .run_panel import RunPanel
 
-TABLE_COLUMNS = ["best\nmean", "best\nstd", "true\nmean", "true\nstd", "bias\n/ true σ", "std\nratio", "default"]
+TABLE_COLUMNS = ["best\nmean", "best\nstd", "true\nmean", "true\nstd", "bias\n/ true σ", "std\nratio", "default",
+                 "best 68%\ninterval"]
 
 
 class CalibrationPanel(RunPanel):
@@ -62,16 +64,24 @@ class CalibrationPanel(RunPanel):
         self.table.setToolTip("Best-match mean and std of the generator's parameters beside the true (closure "
                               "test) values; bias in units of the true std, std ratio best/true")
         self.table.setMinimumHeight(140)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # columns as wide as their numbers (a narrow window scrolls the table rather than cutting them)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.images = ImageGrid("simulated from generated parameters vs true")
         self.hist_area = QWidget()
         self.hist_layout = QGridLayout(self.hist_area)
         self.hist_layout.setContentsMargins(0, 0, 0, 0)
         self.histograms: list[ParameterHistogram] = []
+        self.hist_key = QLabel(HISTOGRAM_KEY)  # one key above the histograms: in a plot it would hide data
+        hist_box = QWidget()
+        hist_column = QVBoxLayout(hist_box)
+        hist_column.setContentsMargins(0, 0, 0, 0)
+        hist_column.addWidget(self.hist_key)
+        hist_column.addWidget(self.hist_area, 1)
 
         right = QGridLayout()
-        right.addWidget(self.hist_area, 0, 0, 1, 2)
+        right.addWidget(hist_box, 0, 0, 1, 2)
         right.addWidget(self.table, 1, 0)
         right.addWidget(self.images, 1, 1, 2, 1)
         losses = QVBoxLayout()
@@ -133,6 +143,10 @@ class CalibrationPanel(RunPanel):
         text = "—" if value is None or not np.isfinite(value) else format(value, spec)
         self.table.setItem(row, col, QTableWidgetItem(text))
 
+    def _set_interval(self, row: int, low: float, high: float) -> None:
+        """The central 68% of the best-match samples (16th to 84th percentile)."""
+        self.table.setItem(row, 7, QTableWidgetItem(f"{low:.4g} – {high:.4g}"))
+
     def config(self) -> CalibrationConfig:
         """The settings as a CalibrationConfig."""
         base = self.session.stage_configs().calibrate
@@ -176,6 +190,7 @@ class CalibrationPanel(RunPanel):
             mean, std = samples[:, i].mean(), samples[:, i].std(ddof=1)
             self._set_cell(i, 0, mean)
             self._set_cell(i, 1, std)
+            self._set_interval(i, *np.percentile(samples[:, i], [16.0, 84.0]))
             if true is not None and true.params is not None:
                 t_mean, t_std = true.params[:, i].mean(), true.params[:, i].std(ddof=1)
                 self._set_cell(i, 4, (mean - t_mean) / t_std if t_std > 0 else None)
@@ -206,6 +221,8 @@ class CalibrationPanel(RunPanel):
         for i, row in enumerate(result["parameters"]):
             self._set_cell(i, 0, row["mean"])
             self._set_cell(i, 1, row["std"])
+            if "16" in row.get("quantiles", {}):
+                self._set_interval(i, row["quantiles"]["16"], row["quantiles"]["84"])
             if "bias_in_true_std" in row:
                 self._set_cell(i, 4, row["bias_in_true_std"])
                 self._set_cell(i, 5, row["std_ratio"])
