@@ -11,6 +11,8 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtWidgets import QApplication
 
+from ..core.errors import MaganError
+from ..core.presets import load_preset
 from .main_window import MainWindow
 from .x_libraries import missing_libraries, problem_line, uses_x11
 
@@ -26,11 +28,14 @@ def settle_the_heap() -> None:
     gc.freeze()
 
 
-def build_window(simulator: str = "lines", true: str | None = None, emulator: str | None = None) -> MainWindow:
-    """A main window opened on ``simulator`` with true images from ``true`` (or a closure-test set)."""
+def build_window(simulator: str = "lines", true: str | None = None, emulator: str | None = None,
+                 preset: str = "quick") -> MainWindow:
+    """A main window opened on ``simulator`` with true images from ``true`` (or a closure-test set), its run
+    panels starting from ``preset``'s settings."""
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, useOpenGL=False)
     settle_the_heap()
     window = MainWindow()
+    window.session.preset = preset
     if not window.true_panel.select_simulator(simulator):
         window.true_panel.select_simulator("lines")
     if true:
@@ -49,7 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "or path/to/sim.toml (an external program)")
     parser.add_argument("--true", help="true images (.npz, .npy, .h5 or a folder); default: a closure-test set")
     parser.add_argument("--emulator", help="an emulator file trained before")
+    parser.add_argument("--preset", default="quick", help="the run panels' starting settings: quick (default), "
+                        "full, paper or a preset file (.toml)")
     args, qt_args = parser.parse_known_args(argv)
+    try:
+        load_preset(args.preset)
+    except MaganError as exc:
+        print(f"magan-gui: {exc}", file=sys.stderr)
+        return 2
     if QApplication.instance() is None and uses_x11():
         line = problem_line(missing_libraries())
         if line:  # Qt would abort (exit 134) naming at most one of them
@@ -58,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("magan-gui")
     app.setOrganizationName("magan-gui")
-    window = build_window(args.simulator, args.true, args.emulator)
+    window = build_window(args.simulator, args.true, args.emulator, args.preset)
     window.show()
     return app.exec()
 
