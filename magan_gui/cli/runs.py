@@ -18,7 +18,7 @@ from ..core.device import resolve_device
 from ..core.emulator import TrainedEmulator
 from ..core.errors import MaganError
 from ..core.files import refuse_existing, write_atomically
-from ..core.pretraining import PRETRAIN_MODES
+from ..core.pretraining import PRETRAIN_MODES, emulator_verdict
 from ..core.progress import RunControl
 from ..core.results import format_summary, write_result
 from ..core.simulators import BUILTIN_SIMULATORS, check_simulator, load_simulator
@@ -37,6 +37,7 @@ def _say_pretrained(pretraining: workflow.Pretraining, device, output: Path) -> 
     print(f"pretraining {state}: {meta['simulator']}, mode {meta['mode']}, {meta['iteration']} iterations in "
           f"{meta['wall_time']:.0f} s on {device}; held-out {meta['fidelity_metric']} {meta['fidelity_mse']:.5f} "
           f"(images in [-1, 1]); emulator written to {output}")
+    print(f"emulator: {emulator_verdict(meta)[1]}")
     if pretraining.stopped:
         print(f"continue with: magan pretrain ... -o {output} --resume", file=sys.stderr)
 

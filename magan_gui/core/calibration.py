@@ -18,7 +18,11 @@ evenly over the run.  A fake batch is always one generator state's batch, never 
 older ones: D sees each batch's spread, and a mixture of states is wider than the generator is,
 which D would teach it to narrow.  The evaluations compare the true images with the simulated
 batches of about the last 1 / (1 - ema) iterations, the span G's weight average covers, and the
-image grid shows the latest batch: both cost nothing more.
+image grid shows the latest batch: both cost nothing more.  Those batches come from the generator
+being trained, not from the average an evaluation keeps, and D's few fakes make the run wander
+more (lines: c's mean by ±0.4 true std between evaluations), so the result pools every
+evaluation of the later part of the run instead of the few best (c's bias on 3 seeds: −0.22,
+−0.31, −0.11 with the best 5; see the README's budget benchmarks for all of them).
 
 A black-box stochastic simulator (one that keeps its random numbers) needs more: its emulator
 learnt the simulator's randomness only approximately, and a generator that learns through

@@ -18,6 +18,8 @@ Modes
 
 The held-out fidelity figure is the pixel MSE for deterministic emulators, and for black boxes
 the multi-scale CRPS (see ``energy_scores``): both in image units of [-1, 1], lower is better.
+Its verdict (``emulator_verdict``) compares it with the same score of a parameter-blind guess on
+the same held-out images (their mean image; for black boxes, other held-out images as draws).
 """
 
 from __future__ import annotations
@@ -152,6 +154,30 @@ def energy_scores(first: torch.Tensor, second: torch.Tensor, observed: torch.Ten
     return image, torch.stack(crps).mean(0)
 
 
+# held-out score / a parameter-blind guess's, by fidelity metric: at most the first, the emulator is as
+# faithful as those that calibrated within the bars (lines 0.002-0.007; black boxes about 0.1); above the
+# second it has learnt little of how the parameters act (lines' 160-iteration emulator: 0.47)
+VERDICT_LIMITS = {"pixel MSE": (0.01, 0.1), "multi-scale CRPS": (0.15, 0.35)}
+VERDICTS = {"good": "good enough to calibrate with",
+            "rough": "rough: a calibration through it may be biased or too narrow; train it longer",
+            "poor": "not good enough: it has learnt little of how the parameters act; train it longer before "
+                    "calibrating"}
+
+
+def emulator_verdict(meta: dict[str, Any]) -> tuple[str, str]:
+    """("good" | "rough" | "poor" | "unknown", one sentence) for an emulator's ``meta``."""
+    metric, score, reference = meta.get("fidelity_metric", "pixel MSE"), meta.get("fidelity_mse"), \
+        meta.get("reference_score")
+    if score is None or not reference or metric not in VERDICT_LIMITS:
+        return "unknown", (f"held-out {metric} {'unknown' if score is None else f'{score:.5f}'}; no "
+                           "parameter-blind reference in this file to judge it by")
+    ratio = score / reference
+    good, poor = VERDICT_LIMITS[metric]
+    verdict = "good" if ratio <= good else "rough" if ratio <= poor else "poor"
+    return verdict, (f"held-out {metric} {score:.5f} is {100 * ratio:.1f}% of a parameter-blind guess's "
+                     f"({reference:.4f}): {VERDICTS[verdict]}")
+
+
 class Pretrainer(TrainingRun[TrainedEmulator]):
     """One pretraining run; resumable from the emulator file it writes.
 
@@ -260,9 +286,26 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7927)
             self.heldout_twin = torch.randn(self.heldout[0].shape[0], self.emulator.latent_dim, generator=gen,
                                             device=self.device)
+        self.reference_score = self._parameter_blind_score()
         rows = self.config.grid_rows
         self.grid_inputs = tuple(None if t is None else t[:rows] for t in self.heldout)
         self.grid_simulated = self.heldout_images[:rows]
+
+    @torch.no_grad()
+    def _parameter_blind_score(self) -> float:
+        """The fidelity score of a guess that ignores the parameters, on the held-out images: their mean
+        image (pixel MSE), or two other held-out images as the two draws (multi-scale CRPS)."""
+        images = self.heldout_images
+        if self.mode != "energy":
+            return float(((images - images.mean(dim=0, keepdim=True)) ** 2).mean())
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 7933)
+        first = torch.randperm(len(images), generator=gen, device=self.device)
+        second = torch.randperm(len(images), generator=gen, device=self.device)
+        total = 0.0
+        for i in range(0, len(images), 256):  # in slices, as the fidelity itself
+            part = slice(i, i + 256)
+            total += float(energy_scores(images[first[part]], images[second[part]], images[part])[1].sum())
+        return total / len(images)
 
     # -- evaluation -----------------------------------------------------------------------------------
     @property
@@ -385,6 +428,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
                 "latent_field": self.emulator.latent_field, "fidelity_metric": self.fidelity_metric,
                 "mode": self.mode, "config": asdict(self.config), "iteration": self.iteration,
                 "wall_time": self.wall_time, "fidelity_mse": fid[-1] if fid else None,
+                "reference_score": self.reference_score,
                 "device": str(self.device),
                 "simulations": {"fresh": self.simulations, "bank": 0 if self.bank is None else len(self.bank),
                                 "bank_path": None if self.bank is None else self.bank.path}}

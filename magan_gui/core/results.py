@@ -15,6 +15,7 @@ from .calibration import CalibrationOutcome
 from .data import TrueImages
 from .emulator import TrainedEmulator
 from .files import refuse_existing, write_atomically
+from .pretraining import emulator_verdict
 from .simulators import LoadedSimulator
 
 RESULT_FORMAT = "magan-result/1"
@@ -112,7 +113,9 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                       "image_shape": list(true.shape), "true_parameters_known": known},
         "emulator": {"path": emulator_path, "fidelity_mse": emulator_meta.get("fidelity_mse"),
                      "fidelity_metric": emulator_meta.get("fidelity_metric", "pixel MSE"),
-                     "mode": emulator_meta.get("mode"), "iterations": emulator_meta.get("iteration")},
+                     "mode": emulator_meta.get("mode"), "iterations": emulator_meta.get("iteration"),
+                     "reference_score": emulator_meta.get("reference_score"),
+                     "verdict": emulator_verdict(emulator_meta)[0]},
         "calibration": {"iterations": outcome.iteration, "pooled_iterations": outcome.chosen_iterations,
                         "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,
                         "config": config, "history": outcome.history},
@@ -168,6 +171,9 @@ def format_summary(result: dict[str, Any]) -> str:
                      f"{sims['pretraining']:,}, calibration {sims['calibration']:,}, result checks "
                      f"{sims['result_checks']:,})")
     notes = [f"  {row['name']}: {row['note']}" for row in result["parameters"] if "note" in row]
+    emulator = result.get("emulator", {})
+    if emulator.get("verdict") in ("rough", "poor"):  # the calibration learnt through it: say so beside the numbers
+        notes.insert(0, f"  the emulator's {emulator_verdict(emulator)[1]}")
     if notes:
         lines += ["notes:"] + notes
     return "\n".join(lines)

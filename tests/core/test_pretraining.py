@@ -13,7 +13,7 @@ from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.errors import ConfigError
 from magan_gui.core.networks import Emulator, NetworkSizes
-from magan_gui.core.pretraining import PretrainConfig, Pretrainer, energy_scores, scale_views
+from magan_gui.core.pretraining import PretrainConfig, Pretrainer, emulator_verdict, energy_scores, scale_views
 from magan_gui.core.progress import PretrainSnapshot, RunControl
 from magan_gui.core.simulators import load_simulator
 from tests.conftest import tiny_pretrain_config
@@ -307,3 +307,20 @@ def test_a_seed_that_used_to_saturate_the_output_keeps_learning(lines):
     for _ in range(150):
         trainer.step()
     assert trainer.fidelity() < 0.07
+
+
+def test_the_emulator_is_judged_against_a_parameter_blind_guess(pixel_run, black_box):
+    trainer, emulator, _, _ = pixel_run
+    held = trainer.heldout_images                       # the mean held-out image's score, on the same images
+    assert emulator.meta["reference_score"] == pytest.approx(float(held.var(dim=0, unbiased=False).mean()), rel=1e-5)
+    verdict, sentence = emulator_verdict(emulator.meta)
+    ratio = emulator.meta["fidelity_mse"] / emulator.meta["reference_score"]
+    assert verdict == ("good" if ratio <= 0.01 else "rough" if ratio <= 0.1 else "poor")
+    assert f"{100 * ratio:.1f}% of a parameter-blind guess's" in sentence
+    untrained = Pretrainer(black_box, tiny_pretrain_config(iterations=1, eval_every=1, heldout=32), "cpu").run()
+    assert untrained.meta["fidelity_metric"] == "multi-scale CRPS" and untrained.meta["reference_score"] > 0
+    assert emulator_verdict(untrained.meta)[0] == "poor"               # one iteration has learnt nothing
+    # the limits as measured: lines' good emulators 0.2-0.7%, the 160-iteration one of a first session 47%
+    assert emulator_verdict({"fidelity_mse": 0.00054, "reference_score": 0.076})[0] == "good"
+    assert emulator_verdict({"fidelity_mse": 0.0356, "reference_score": 0.076})[0] == "poor"
+    assert emulator_verdict({"fidelity_mse": 0.001})[0] == "unknown"  # a file from before the reference

@@ -58,7 +58,7 @@ def test_result_fields_with_known_params(lines, lines_true):
     assert result["true_data"]["true_parameters_known"] is True
     assert result["true_data"]["sha256"] == lines_true.sha256 and result["true_data"]["n_images"] == 256
     assert result["emulator"] == {"path": "emulator.pt", "fidelity_mse": 0.012, "fidelity_metric": "pixel MSE",
-                                  "mode": "pixel", "iterations": 150}
+                                  "mode": "pixel", "iterations": 150, "reference_score": None, "verdict": "unknown"}
     cal = result["calibration"]
     assert cal["pooled_iterations"] == [20, 40] and cal["iterations"] == 40 and cal["image_distance"] == 0.05
     assert result["correlation"]["names"] == ["m", "x0", "c", "x_steps"]
@@ -156,3 +156,12 @@ def test_format_summary_with_a_fixed_true_parameter(lines, tmp_path):
     assert c_row["true_std"] == 0.0 and c_row["bias_in_true_std"] is None
     text = format_summary(result)
     assert any(line.startswith("c [px]") for line in text.splitlines())
+
+
+def test_a_result_through_a_rough_emulator_says_so(lines, lines_true):
+    result, _ = _result(lines, lines_true)                 # EMULATOR_META has no reference: not judged
+    assert result["emulator"]["verdict"] == "unknown" and "emulator's" not in format_summary(result)
+    rough = build_result(lines, _outcome(), lines_true, dict(EMULATOR_META, reference_score=0.2),
+                         {"iterations": 40}, 0, "cpu")
+    assert rough["emulator"]["verdict"] == "rough" and rough["emulator"]["reference_score"] == 0.2
+    assert "the emulator's held-out pixel MSE 0.01200 is 6.0% of a parameter-blind guess's" in format_summary(rough)

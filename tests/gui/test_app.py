@@ -6,6 +6,7 @@ import pytest
 
 from magan_gui.bench.paper import PAPER_TRUTH
 from magan_gui.core.data import make_closure_set
+from magan_gui.core.pretraining import emulator_verdict
 
 from ..conftest import BLOB_PLUGIN, LINES_MEAN, LINES_STD, REPO_ROOT
 from .conftest import close_message_boxes, open_message_boxes
@@ -43,7 +44,12 @@ def test_emulator_from_a_file(make_window, tiny_emulator_path):
     assert window.session.emulator is not None and window.session.emulator_path == str(tiny_emulator_path)
     assert window.results_panel.emulator_button.isEnabled()
     fidelity = window.session.emulator.meta["fidelity_mse"]
-    assert window.pretrain_panel.status.text().endswith(f"held-out pixel MSE {fidelity:.5f}")   # not 17 digits
+    status = window.pretrain_panel.status.text()
+    assert f"held-out pixel MSE {fidelity:.5f} is " in status                  # 5 decimals, not 17 digits
+    verdict, sentence = emulator_verdict(window.session.emulator.meta)          # judged against a blind guess
+    assert sentence in status and verdict in ("good", "rough", "poor")
+    warning = window.calibrate_panel.emulator_warning                           # said before calibrating
+    assert (not warning.isHidden()) == (verdict != "good") and (verdict == "good" or sentence in warning.text())
 
 
 def test_a_bad_simulator_falls_back_to_lines(make_window):

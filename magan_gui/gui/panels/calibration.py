@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from ...core import workflow
 from ...core.calibration import DISCRIMINATOR_INPUTS, CalibrationConfig
 from ...core.errors import ConfigError
+from ...core.pretraining import emulator_verdict
 from ...core.progress import CalibrationSnapshot
 from ..session import Session
 from ..widgets import HISTOGRAM_KEY, ImageGrid, ParameterHistogram
@@ -57,6 +58,13 @@ class CalibrationPanel(RunPanel):
                                  "Random seed: the same seed and settings give the same calibration",
                                  [("discriminator sees", self.disc_input),
                                   ("simulation budget", self.budget_input)])
+        # said before Start is pressed: a calibration is only as good as the emulator it learns through
+        self.emulator_warning = QLabel()
+        self.emulator_warning.setWordWrap(True)
+        self.emulator_warning.setStyleSheet("color: #b35900")
+        self.emulator_warning.setVisible(False)
+        self.controls.addWidget(self.emulator_warning)
+        session.emulator_changed.connect(self._judge_emulator)
         self.controls.addStretch(1)
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
@@ -124,6 +132,11 @@ class CalibrationPanel(RunPanel):
         self.table.setVerticalHeaderLabels([p.label for p in simulator.parameters])
         self.table.clearContents()
         self._show_true(self.session.true)
+
+    def _judge_emulator(self, emulator) -> None:
+        verdict, sentence = ("good", "") if emulator is None else emulator_verdict(emulator.meta)
+        self.emulator_warning.setText(f"⚠ The emulator's {sentence}." if verdict in ("rough", "poor") else "")
+        self.emulator_warning.setVisible(verdict in ("rough", "poor"))
 
     def _show_true(self, true) -> None:
         params = None if true is None else true.params

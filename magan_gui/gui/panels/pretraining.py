@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from ...core import workflow
 from ...core.checkpoints import CheckpointError
 from ...core.emulator import TrainedEmulator
-from ...core.pretraining import PRETRAIN_MODES, PretrainConfig
+from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, emulator_verdict
 from ...core.progress import PretrainSnapshot
 from ..session import Session
 from ..widgets import ImageGrid
@@ -180,11 +180,9 @@ class PretrainingPanel(RunPanel):
 
     def on_finished(self, pretraining: workflow.Pretraining) -> None:
         meta = pretraining.emulator.meta
-        ending = ("stopped early: press Continue to train it further" if pretraining.stopped
-                  else "the emulator is ready for calibration")
+        ending = " Stopped early: press Continue to train it further." if pretraining.stopped else ""
         self.status.setText(f"{'stopped' if pretraining.stopped else 'done'}: {meta['iteration']} iterations in "
-                            f"{meta['wall_time']:.0f} s, held-out {meta.get('fidelity_metric', 'pixel MSE')} "
-                            f"{meta['fidelity_mse']:.5f} — {ending}")
+                            f"{meta['wall_time']:.0f} s. The emulator's {emulator_verdict(meta)[1]}.{ending}")
         self.session.set_emulator(pretraining.emulator, state=pretraining.state)
 
     def choose_emulator(self) -> None:
@@ -208,7 +206,5 @@ class PretrainingPanel(RunPanel):
             return False
         self.last_folder = str(Path(path).parent)
         self.session.set_emulator(emulator, path)
-        fidelity = emulator.meta.get("fidelity_mse")
-        self.status.setText(f"loaded {path}: held-out {emulator.meta.get('fidelity_metric', 'pixel MSE')} "
-                            + ("unknown" if fidelity is None else f"{fidelity:.5f}"))
+        self.status.setText(f"loaded {path}: {emulator_verdict(emulator.meta)[1]}")
         return True
