@@ -298,7 +298,7 @@ def build_bank(simulator: LoadedSimulator, path: str | Path, n: int, seed: int =
             client = stack.enter_context(connect(cluster, status))
             run_chunks = partial(chunks_on_cluster, client, simulator.spec, status=status, control=control)
         else:
-            status = ExecutorStatus("this process" if workers == 1 else f"{workers} worker processes", workers)
+            status = ExecutorStatus("this process" if workers == 1 else f"{workers} worker processes", workers=workers)
             run_chunks = partial(_chunks_made, simulator, workers=workers, control=control)
         return _fill_bank(simulator, path, n, seed, chunk_size, resume, force, run_chunks, status, observer,
                           snapshot_seconds)
