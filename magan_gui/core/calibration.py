@@ -22,7 +22,7 @@ image grid shows the latest batch: both cost nothing more.  Those batches come f
 being trained, not from the average an evaluation keeps, and D's few fakes make the run wander
 more (lines: c's mean by ±0.4 true std between evaluations), so the result pools every
 evaluation of the later part of the run instead of the few best (c's bias on 3 seeds: −0.22,
-−0.31, −0.11 with the best 5; see the README's budget benchmarks for all of them).
+−0.31, −0.11 true std with the best 5; −0.06, −0.17, −0.07 with all).
 
 A black-box stochastic simulator (one that keeps its random numbers) needs more: its emulator
 learnt the simulator's randomness only approximately, and a generator that learns through
