@@ -202,7 +202,7 @@ def test_a_budget_is_never_exceeded_and_everything_is_counted(lines, lines_true,
     from magan_gui.core.emulator import TrainedEmulator
 
     # 50 iterations of batch 16 would simulate 800 fakes; the budget allows 200, evaluations included
-    config = tiny_config(iterations=50, simulation_budget=200, eval_every=10, snapshot_seconds=0.0)
+    config = tiny_config(iterations=50, simulation_budget=200, eval_every=5, snapshot_seconds=0.0)
     made = lines.images_made
     snaps = []
     calibration = workflow.calibrate(lines, TrainedEmulator.load(tiny_emulator_path), lines_true, config, "cpu",
@@ -217,6 +217,9 @@ def test_a_budget_is_never_exceeded_and_everything_is_counted(lines, lines_true,
     assert counts == sorted(counts) and counts[0] < spent   # spent evenly over the run, not up front
     assert calibration.outcome.samples.std(0).min() > 0
     assert snaps[-1].generated.shape == (3, 28, 28)   # the grid shows the latest simulated fakes
+    # the 6 evaluations of the second half are all pooled (an evaluation scores the trained generator's
+    # batches, not the average it keeps), where unbudgeted runs pool the best pool_size (5)
+    assert sorted(calibration.result["calibration"]["pooled_iterations"]) == [25, 30, 35, 40, 45, 50]
 
 
 def test_a_budget_below_the_minimum_is_refused():
