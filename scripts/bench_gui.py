@@ -262,6 +262,7 @@ def speed_or_memory(args) -> int:
           f"({100 * gui_cpu / app_seconds:.0f}% of one core)")
     print(f"GUI event-loop lateness over {len(lat)} ticks: median {np.median(lat):.1f} ms, "
           f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms")
+    window.ask_before_losing_work = lambda question: "discard"  # a benchmark's run is no work to keep
     window.close()
     return 0
 
@@ -427,6 +428,7 @@ def responsiveness(args) -> int:
           f"iterations reached {reached} of {args.iterations}; stopping took {stop_s:.2f} s")
     if problem:
         print(f"problem: {problem}")
+    window.ask_before_losing_work = lambda question: "discard"  # a benchmark's run is no work to keep
     window.close()
     return 1 if raised or problem else 0
 

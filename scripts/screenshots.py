@@ -77,6 +77,7 @@ def main() -> int:
     wait(lambda: window.session.result is not None and not window.busy)
     shot(3, "3-calibration-end")
     shot(4, "4-results")
+    window.ask_before_losing_work = lambda question: "discard"  # a benchmark's run is no work to keep
     window.close()
     return 0
 

@@ -77,11 +77,11 @@ def test_main_parses_the_command_line(monkeypatch, make_window, qapp):
 
     built = {}
 
-    def fake_build(simulator, true, emulator):
-        built.update(simulator=simulator, true=true, emulator=emulator)
+    def fake_build(simulator, true, emulator, preset):
+        built.update(simulator=simulator, true=true, emulator=emulator, preset=preset)
         return make_window(simulator=simulator, wait_true=False)
 
     monkeypatch.setattr(app, "build_window", fake_build)
     monkeypatch.setattr(type(qapp), "exec", lambda self: 0)
     assert app.main(["--simulator", "circles", "-platform", "offscreen"]) == 0
-    assert built == {"simulator": "circles", "true": None, "emulator": None}
+    assert built == {"simulator": "circles", "true": None, "emulator": None, "preset": "quick"}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QMessageBox, QToolBar
+from PySide6.QtWidgets import QToolBar
 
 import magan_gui.gui.panels.pretraining as pretraining_module
 import magan_gui.gui.panels.true_images as true_images_module
@@ -73,7 +73,7 @@ def test_opens_on_lines_with_the_paper_closure_test(window):
     assert window.session.true.params.mean(axis=0) == pytest.approx(mean, abs=0.05)
     assert "10000" in panel.info.text()
     assert panel.grid.last_array is not None and panel.grid.last_array.shape[0] > 28
-    assert window.state_label.text() == "finished" and not window.busy
+    assert window.state_label.text() == "ready" and not window.busy
     assert window.tabs.currentWidget() is panel
 
 
@@ -431,12 +431,10 @@ def test_closing_during_a_run_stops_it(qtbot, window, monkeypatch, settings_path
     thread.finished.connect(lambda: finished.append(True))
 
     asked = []
-    monkeypatch.setattr(QMessageBox, "question",
-                        staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No))
-    assert not window.close()                          # "No": the window and the run go on
+    window.ask_before_losing_work = lambda question: asked.append(question) or "cancel"
+    assert not window.close()                          # Cancel: the window and the run go on
     assert window.isVisible() and window.busy and len(asked) == 1
-    monkeypatch.setattr(QMessageBox, "question",
-                        staticmethod(lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes))
+    window.ask_before_losing_work = lambda question: asked.append(question) or "discard"
     assert window.close()
     assert len(asked) == 2 and not window.isVisible()
     assert thread.isFinished() and not thread.isRunning()   # waited for, not destroyed while running
