@@ -35,8 +35,7 @@ from .errors import MaganError
 EXTRA_HINT = "pip install 'magan-gui[cluster]'"
 JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster",
                   "sge": "SGECluster", "lsf": "LSFCluster"}
-OWN_KEYS = {"kind": "slurm, htcondor, pbs, sge or lsf", "jobs": "a fixed number of batch jobs",
-            "adapt_minimum_jobs": "adaptive scaling: fewest jobs", "adapt_maximum_jobs": "adaptive scaling: most jobs"}
+SCALING_KEYS = ("jobs", "adapt_minimum_jobs", "adapt_maximum_jobs")  # a fixed number of jobs, or adaptive bounds
 CHUNK_RETRIES = 2          # a chunk whose simulator raises is tried this many more times
 CONNECT_SECONDS = 10.0
 HEARTBEAT_SECONDS = 0.2  # how often a wait for chunks looks at the stop flag and the workers
@@ -103,7 +102,7 @@ def read_jobqueue_file(path: Path) -> tuple[type, dict[str, Any], dict[str, Any]
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     if not isinstance(settings, dict):
         raise ClusterError(f"jobqueue file {str(path)!r} must hold key = value settings")
-    settings = dict(settings.get("cluster", settings)) if set(settings) == {"cluster"} else dict(settings)
+    settings = dict(settings["cluster"] if set(settings) == {"cluster"} else settings)  # [cluster] table or top level
     kind = str(settings.pop("kind", "")).lower()
     if kind not in JOBQUEUE_KINDS:
         raise ClusterError(f"jobqueue file {str(path)!r}: kind must be one of {', '.join(JOBQUEUE_KINDS)}, "
@@ -114,7 +113,7 @@ def read_jobqueue_file(path: Path) -> tuple[type, dict[str, Any], dict[str, Any]
     except ImportError as exc:
         raise ClusterError(f"a jobqueue file needs dask-jobqueue, which is not installed: {EXTRA_HINT}") from exc
     cls = getattr(dask_jobqueue, JOBQUEUE_KINDS[kind])
-    known = set(OWN_KEYS)
+    known = {"kind", *SCALING_KEYS}
     for owner in (*cls.__mro__, *cls.job_cls.__mro__):
         if "__init__" in vars(owner):
             known |= {name for name, p in inspect.signature(owner.__init__).parameters.items()
@@ -127,7 +126,7 @@ def read_jobqueue_file(path: Path) -> tuple[type, dict[str, Any], dict[str, Any]
                      or sorted(k for k in known if k[:4] == key[:4])[:3])
             raise ClusterError(f"jobqueue file {str(path)!r}: unknown key {key!r} for a {kind} cluster"
                                + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    scaling = {k: settings.pop(k) for k in ("jobs", "adapt_minimum_jobs", "adapt_maximum_jobs") if k in settings}
+    scaling = {k: settings.pop(k) for k in SCALING_KEYS if k in settings}
     if "jobs" in scaling and len(scaling) > 1:
         raise ClusterError(f"jobqueue file {str(path)!r}: give either jobs or adapt_minimum_jobs/"
                            "adapt_maximum_jobs, not both")
