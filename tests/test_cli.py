@@ -468,3 +468,28 @@ def test_pretraining_from_a_bank_of_another_simulator_or_a_broken_file_is_one_li
     assert not (tmp_path / "e.pt").exists()
     code, _, err = _run("bank", "--simulator", "circles", "-n", "40", "-o", str(bank), "--resume", "--device", "cpu")
     assert code == 2 and "not 'circles'" in _assert_one_error_line(err, "bank")
+
+
+# -- divergence ---------------------------------------------------------------------------------------------
+def test_a_diverging_pretraining_exits_3_and_leaves_the_old_emulator(pretrained, workdir, tmp_path):
+    hot = tmp_path / "hot.toml"
+    hot.write_text(TINY_PRESET + "\n[simulators.lines.pretrain]\nlr_emulator = 1e6\n")
+    target = tmp_path / "emulator.pt"
+    target.write_bytes(pretrained[3].read_bytes())
+    code, out, err = _run("pretrain", "--simulator", "lines", "-o", str(target), "--iterations", "30",
+                          "--batch-size", "16", "--preset", str(hot), "--device", "cpu", "--force", "--quiet")
+    assert code == 3
+    line = _assert_one_error_line(err, "pretrain")
+    assert "diverged" in line and "no emulator was written" in line and "lr_emulator" in line
+    assert target.read_bytes() == pretrained[3].read_bytes()
+
+
+def test_a_diverging_calibration_exits_3_and_writes_no_result(pretrained, true_npz, workdir, tmp_path):
+    hot = tmp_path / "hot.toml"
+    hot.write_text(TINY_PRESET + "\n[simulators.lines.calibrate]\nlr_generator = 1e6\nlr_discriminator = 1e6\n")
+    result = tmp_path / "result.json"
+    code, out, err = _run("calibrate", "--simulator", "lines", "--emulator", str(pretrained[3]), "--true",
+                          str(true_npz), "-o", str(result), "--preset", str(hot), "--device", "cpu", "--quiet")
+    assert code == 3
+    assert "diverged" in _assert_one_error_line(err, "calibrate")
+    assert not result.exists() and not (tmp_path / "result.samples.csv").exists()

@@ -12,6 +12,7 @@ from typing import TextIO
 from ..core.progress import CalibrationSnapshot, PretrainSnapshot, RunControl, Snapshot, format_seconds
 
 EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3  # training diverged: the last finite state is kept, no result written
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N"
 
 

@@ -23,7 +23,7 @@ from ..core.progress import RunControl
 from ..core.results import format_summary, write_result
 from ..core.simulators import BUILTIN_SIMULATORS, check_simulator, load_simulator
 from ..examples import example_plugin_source
-from .common import ProgressBar, StageProgress, add_run_options, floats, interruptible, positive_int
+from .common import EXIT_DIVERGED, ProgressBar, StageProgress, add_run_options, floats, interruptible, positive_int
 
 
 def _overrides(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
@@ -106,8 +106,17 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         pretraining = workflow.pretrain(simulator, config, device, observer=None if args.quiet else
                                         ProgressBar("pretrain"), control=control, checkpoint_path=output,
                                         resume=output if args.resume else None, bank=args.bank)
+    if pretraining.diverged:
+        kept = (f"it is kept in {output}" if pretraining.emulator.meta["iteration"] else "no emulator was written")
+        return _say_diverged("pretrain", f"{pretraining.diverged}; {kept}; lower the learning rate (lr_emulator in "
+                             "a preset file given with --preset) and continue with --resume")
     _say_pretrained(pretraining, device, output)
     return 0
+
+
+def _say_diverged(command: str, message: str) -> int:
+    print(f"magan {command}: error: {message}", file=sys.stderr)
+    return EXIT_DIVERGED
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -128,6 +137,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         calibration = workflow.calibrate(simulator, emulator, true, config, device, emulator_path=args.emulator,
                                          observer=None if args.quiet else ProgressBar("calibrate"), control=control,
                                          checkpoint_path=checkpoint, resume=checkpoint if args.resume else None)
+    if calibration.outcome.diverged:
+        kept = (f"it is kept in {checkpoint}" if calibration.outcome.iteration else "nothing was written")
+        return _say_diverged("calibrate", f"{calibration.outcome.diverged}; {kept}, and no result was written; "
+                             "lower the learning rates (lr_generator, lr_discriminator in a preset file given with "
+                             "--preset) and continue with --resume")
     _say_calibrated(calibration, output, checkpoint, args.force or args.resume)
     return 0
 

@@ -133,6 +133,8 @@ class CalibrationOutcome:
     history: dict[str, list[float]] = field(default_factory=dict)
     stopped_early: bool = False
     simulations: int = 0                     # fresh simulator images the calibration made
+    diverged: str | None = None              # why the run went back to its last finite state, if it did
+    noise_floor: float = float("nan")        # image_distance between true images, as many as an evaluation's
 
 
 class Calibrator(TrainingRun[CalibrationOutcome]):
@@ -143,6 +145,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
     """
 
     stage = "calibrate"
+    title = "calibration"
     snapshot_type = CalibrationSnapshot
     eval_steps_key = "eval_step"
     checkpoint_kind = "calibration"
@@ -235,6 +238,27 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         self.eval_noise, _ = self._noise(n, gen)
         self.grid_z = self.eval_z[:cfg.grid_rows]
         self.grid_true = ((self.true_images[idx[:cfg.grid_rows]].squeeze(1) + 1) * 0.5).cpu().numpy()
+        self.noise_floor = self._noise_floor(idx[n:], gen)
+
+    @torch.no_grad()
+    def _noise_floor(self, others: torch.Tensor, gen: torch.Generator) -> float:
+        """The image distance a perfect calibration would show: other true images, as many as an
+        evaluation simulates, against the evaluation's true images (mean of 8 draws).  True images
+        left over from the evaluation set are used first; too few, and they are drawn again from all."""
+        cfg = self.config
+        n_images = (self.evaluation_batches * cfg.batch_size if cfg.budgeted else self.eval_z.shape[0])
+        pool = others if len(others) >= n_images else torch.arange(self.true_images.shape[0], device=self.device)
+        total = 0.0
+        for _ in range(8):
+            pick = pool[torch.randperm(len(pool), generator=gen, device=self.device)[:n_images]]
+            total += self._distance_to_truth(self.true_images[pick])
+        return total / 8
+
+    def _distance_to_truth(self, images: torch.Tensor) -> float:
+        """RMS difference of per-pixel mean plus RMS difference of per-pixel std, ``images`` vs the true ones."""
+        d_mean = (images.mean(0) - self.eval_true_mean).pow(2).mean().sqrt()
+        d_std = (images.std(0) - self.eval_true_std).pow(2).mean().sqrt()
+        return float(d_mean + d_std)
 
     @torch.no_grad()
     def image_distance(self, generator: torch.nn.Module | None = None) -> float:
@@ -252,9 +276,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
             images = torch.cat([self._simulate(net(self.eval_z[s:s + 1024]),
                                                None if self.eval_noise is None else self.eval_noise[s:s + 1024])
                                 for s in range(0, self.eval_z.shape[0], 1024)])
-        d_mean = (images.mean(0) - self.eval_true_mean).pow(2).mean().sqrt()
-        d_std = (images.std(0) - self.eval_true_std).pow(2).mean().sqrt()
-        return float(d_mean + d_std)
+        return self._distance_to_truth(images)
 
     @torch.no_grad()
     def grid(self) -> np.ndarray:
@@ -391,13 +413,20 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         return {"image_distance": distances[-1] if distances else None, "parameter_names": self.space.names,
                 "samples": samples, "generated": self.grid(), "true": self.grid_true}
 
+    def trained_networks(self) -> list[torch.nn.Module]:
+        return [self.generator, self.generator_avg, self.discriminator]
+
     def finish(self, stopped: bool) -> CalibrationOutcome:
         """Pool the best evaluated generators' samples into the result."""
+        if not self.candidates:  # diverged before its first evaluation: the averaged generator as it is
+            state = {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
+            self.candidates = [(float("nan"), self.iteration, state)]
         return CalibrationOutcome(samples=self._pooled_samples(self.config.n_samples, seed=self.config.seed + 2),
                                   iteration=self.iteration, chosen_iterations=sorted(c[1] for c in self.candidates),
                                   image_distance=float(np.mean([c[0] for c in self.candidates])),
+                                  noise_floor=self.noise_floor,
                                   wall_time=self.wall_time, history=dict(self.history), stopped_early=stopped,
-                                  simulations=self.simulations)
+                                  simulations=self.simulations, diverged=self.diverged)
 
     # -- files ----------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:

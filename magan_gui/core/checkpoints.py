@@ -40,7 +40,23 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: expected a {kind} file, found {found!r}")
+    bad = non_finite_entry(payload)
+    if bad is not None:
+        raise CheckpointError(f"{path}: {bad} holds NaN or infinite values (saved from a diverged run?); "
+                              "it cannot be used")
     return payload
+
+
+def non_finite_entry(value: Any, where: str = "") -> str | None:
+    """The key path of the first floating-point tensor in ``value`` with a NaN or infinity, or None."""
+    if isinstance(value, torch.Tensor):
+        return (where or "a tensor") if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = non_finite_entry(item, f"{where}/{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def restore_rng(generator: torch.Generator, state: torch.Tensor, fallback_seed: int) -> None:

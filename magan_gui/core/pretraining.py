@@ -198,6 +198,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
     """
 
     stage = "pretrain"
+    title = "pretraining"
     snapshot_type = PretrainSnapshot
     eval_steps_key = "fidelity_step"
     checkpoint_kind = "emulator"
@@ -413,6 +414,9 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
 
     def set_training(self, training: bool) -> None:
         self.emulator.train(training)
+
+    def trained_networks(self) -> list[torch.nn.Module]:
+        return [self.emulator] + ([] if self.siamese is None else [self.siamese])
 
     def finish(self, stopped: bool) -> TrainedEmulator:
         return self.trained_emulator()

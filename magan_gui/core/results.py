@@ -23,6 +23,29 @@ QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 # A parameter whose one-std change moves the image by less than this L2 norm (pixel units in [0, 1],
 # i.e. about a quarter of one fully lit pixel) barely shows in the images: its spread is not trusted.
 WEAK_EFFECT_L2 = 0.25
+# A calibration whose images differ from the true ones more than this many times as much as true
+# images differ among themselves (the same number of images, ``CalibrationOutcome.noise_floor``) is
+# marked not converged.  Measured: see the README's "Is a result converged?".
+CONVERGED_LIMIT = 3.0
+
+
+def convergence(outcome: CalibrationOutcome) -> dict[str, Any]:
+    """The result's image-space check: its distance, the noise floor, their ratio, and whether the
+    calibration converged (with a note saying why not)."""
+    ratio = outcome.image_distance / outcome.noise_floor if outcome.noise_floor > 0 else float("nan")
+    check: dict[str, Any] = {"image_distance": outcome.image_distance, "noise_floor": outcome.noise_floor,
+                             "ratio": ratio, "limit": CONVERGED_LIMIT}
+    if outcome.diverged:
+        note = f"{outcome.diverged}: this result is from that state and is not to be trusted"
+    elif not np.isfinite(ratio):
+        note = "the result has no finite image-space check: it is not to be trusted"
+    elif ratio > CONVERGED_LIMIT:
+        note = (f"its images differ from the true ones {ratio:.1f} times as much as true images differ among "
+                f"themselves (limit {CONVERGED_LIMIT:g}): the calibration has not converged; look at the training "
+                "curves, and try more iterations or lower learning rates")
+    else:
+        return {"converged": True, **check}
+    return {"converged": False, **check, "note": note}
 
 
 def software_versions() -> dict[str, str]:
@@ -102,6 +125,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                         "std_ratio": float(std[i]) / t_std if t_std > 0 else None})
         rows.append(row)
     corr = np.corrcoef(samples, rowvar=False) if len(space) > 1 else np.ones((1, 1))
+    check = convergence(outcome)
     return {
         "format": RESULT_FORMAT,
         "simulator": simulator.name, "simulator_spec": simulator.spec,
@@ -120,6 +144,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                         "image_distance": outcome.image_distance, "stopped_early": outcome.stopped_early,
                         "config": config, "history": outcome.history},
         "simulations": simulations,
+        "converged": check["converged"], "image_check": check,
         "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
         "versions": software_versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -174,6 +199,8 @@ def format_summary(result: dict[str, Any]) -> str:
     emulator = result.get("emulator", {})
     if emulator.get("verdict") in ("rough", "poor"):  # the calibration learnt through it: say so beside the numbers
         notes.insert(0, f"  the emulator's {emulator_verdict(emulator)[1]}")
+    if result.get("converged") is False:
+        notes.insert(0, f"  NOT CONVERGED: {result['image_check']['note']}")
     if notes:
         lines += ["notes:"] + notes
     return "\n".join(lines)

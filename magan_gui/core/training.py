@@ -6,6 +6,12 @@ evaluation cadence, rate-bounded progress snapshots, the checkpoint timer, the f
 and checkpoint.  A stage subclasses it and keeps only its own mathematics in named hooks:
 ``step`` (one iteration), ``evaluate``, ``snapshot_fields`` (what its snapshots carry),
 ``finish`` (what the run returns) and ``checkpoint_payload`` / ``restore``.
+
+A run that diverges (a loss or a weight becomes NaN or infinite) goes back to its last finite
+state, records why in ``diverged`` and ends as a stopped run: nothing non-finite is returned or
+written.  The check costs no host round-trip per iteration: a flag on the device collects the
+losses' finiteness and is read where the loop reads the device anyway (evaluations, snapshots,
+checkpoints).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 
-from .checkpoints import load_checkpoint, restore_rng, save_checkpoint
+from .checkpoints import load_checkpoint, payload_to_cpu, restore_rng, save_checkpoint
 from .progress import Observer, ProgressLog, RunControl, Snapshot
 from .simulators import LoadedSimulator
 
@@ -92,6 +98,7 @@ class TrainingRun(Generic[Result]):
     """
 
     stage = ""
+    title = ""            # the stage in a sentence: "pretraining", "calibration"
     snapshot_type: type[Snapshot] = Snapshot
     eval_steps_key = ""   # the ``history`` list of iterations at which ``evaluate`` ran
     checkpoint_kind = ""  # the ``kind`` of this stage's checkpoint files
@@ -106,10 +113,13 @@ class TrainingRun(Generic[Result]):
         self.last_evaluated = -1
         self.simulations = 0  # fresh simulator images this run has made (over all resumptions)
         self.simulator: LoadedSimulator  # set by the stage
+        self.diverged: str | None = None  # why the run went back to its last finite state, if it did
 
     def simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None, check: bool = False) -> torch.Tensor:
         """Fresh simulator images as the networks see them (see ``simulate_for_networks``), counted."""
         self.simulations += len(normalised)
+        # a diverging network must never hand a simulator NaN; the loop's finiteness check stops the run
+        normalised = torch.nan_to_num(normalised, nan=0.0).clamp(-1.0, 1.0)
         return simulate_for_networks(self.simulator, normalised, noise, check)
 
     # -- hooks ----------------------------------------------------------------------------------------
@@ -132,6 +142,10 @@ class TrainingRun(Generic[Result]):
     def set_training(self, training: bool) -> None:
         """Switch the networks between training and evaluation behaviour."""
 
+    def trained_networks(self) -> list[torch.nn.Module]:
+        """The networks this stage trains, whose weights must stay finite."""
+        raise NotImplementedError
+
     def checkpoint_payload(self) -> dict[str, Any]:
         """Everything needed to resume, loadable with ``torch.load(weights_only=True)``."""
         raise NotImplementedError
@@ -152,32 +166,62 @@ class TrainingRun(Generic[Result]):
         cfg = self.config
         log = ProgressLog(self.stage, cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
         wall0, last_checkpoint = self.wall_time, time.perf_counter()
-        stopped = False
+        started_at, stopped = self.iteration, False
+        finite = torch.ones((), dtype=torch.bool, device=self.device)
+        last_good = payload_to_cpu(self.checkpoint_payload())
         self.set_training(True)
         while self.iteration < cfg.iterations:
             if control is not None and not control.proceed():
                 stopped = True
                 break
             losses = self.step()
+            finite &= torch.isfinite(torch.stack(list(losses.values()))).all()
             log.log(self.iteration, **losses)
             self.wall_time = wall0 + log.elapsed
-            if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations:
+            evaluate = self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iterations
+            snapshot = log.due(self.iteration)
+            checkpoint = bool(checkpoint_path) and time.perf_counter() - last_checkpoint > cfg.checkpoint_seconds
+            if (evaluate or snapshot or checkpoint) and not self._finite(finite):
+                self._fall_back(last_good)
+                stopped = True
+                break
+            if evaluate:
                 self._evaluate()
-            if log.due(self.iteration):
+            if snapshot:
                 log.emit(self.iteration, kind=self.snapshot_type, **self._counts(), **self.snapshot_fields())
-            if checkpoint_path and time.perf_counter() - last_checkpoint > cfg.checkpoint_seconds:
-                save_checkpoint(checkpoint_path, self.checkpoint_payload())
+            if evaluate or checkpoint:  # the state to go back to should the run diverge later
+                last_good = payload_to_cpu(self.checkpoint_payload())
+            if checkpoint:
+                save_checkpoint(checkpoint_path, last_good)
                 last_checkpoint = time.perf_counter()
-        if self.last_evaluated != self.iteration:
-            self._evaluate()
+        if self.diverged is None and self.last_evaluated != self.iteration:
+            if self._finite(finite):
+                self._evaluate()
+            else:
+                self._fall_back(last_good)
+                stopped = True
         self.set_training(False)
-        if checkpoint_path:
+        if checkpoint_path and (self.diverged is None or self.iteration > started_at):
             save_checkpoint(checkpoint_path, self.checkpoint_payload())
         result = self.finish(stopped)
         if observer is not None:
             log.emit(self.iteration, final=True, kind=self.snapshot_type, **self._counts(),
                      **self.snapshot_fields(result))
         return result
+
+    def _finite(self, losses_finite: torch.Tensor) -> bool:
+        """Whether every loss so far and every trained weight is finite (one read from the device)."""
+        checks = [losses_finite] + [torch.isfinite(p).all() for net in self.trained_networks()
+                                    for p in net.parameters()]
+        return bool(torch.stack(checks).all())
+
+    def _fall_back(self, last_good: dict[str, Any]) -> None:
+        """Go back to ``last_good`` after a divergence found at this iteration, and say so in ``diverged``."""
+        found_at, made = self.iteration, self.simulations
+        self.restore(last_good, "the last finite state")
+        self.simulations = made  # the images made since were still consumed
+        self.diverged = (f"{self.title} diverged: a loss or weight became NaN or infinite by iteration {found_at}; "
+                         f"the run went back to iteration {self.iteration}, its last finite state")
 
     def _counts(self) -> dict[str, int]:
         """The simulator images made so far, and the cap on them, for snapshots."""

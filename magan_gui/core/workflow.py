@@ -82,6 +82,8 @@ class Pretraining:
         The pretraining mode used ("auto" resolved).
     history : dict
         Held-out fidelity by iteration and wall time.
+    diverged : str or None
+        Why the run went back to its last finite state and stopped, if it diverged.
     """
 
     emulator: TrainedEmulator
@@ -89,6 +91,7 @@ class Pretraining:
     stopped: bool
     mode: str
     history: dict[str, list]
+    diverged: str | None = None
 
 
 @dataclass
@@ -135,7 +138,7 @@ def pretrain(simulator: LoadedSimulator, config: PretrainConfig, device: torch.d
     emulator = trainer.run(observer=observer, control=control, checkpoint_path=checkpoint_path,
                            snapshot_at=snapshot_at)
     return Pretraining(emulator, payload_to_cpu(trainer.checkpoint_payload()), trainer.iteration < config.iterations,
-                       trainer.mode, trainer.history)
+                       trainer.mode, trainer.history, trainer.diverged)
 
 
 def calibrate(simulator: LoadedSimulator, emulator: TrainedEmulator, true: TrueImages, config: CalibrationConfig,

@@ -43,6 +43,15 @@ from .session import Session
 from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training_threads
 
 
+def _divergence(result: Any) -> str | None:
+    """Why a finished run went back to its last finite state, if it did."""
+    if isinstance(result, workflow.PipelineRun):
+        return _divergence(result.calibration) or result.pretraining.diverged
+    if isinstance(result, workflow.Calibration):
+        return result.outcome.diverged
+    return result.diverged if isinstance(result, workflow.Pretraining) else None
+
+
 class RunState(Enum):
     """Where the window's job stands; the value is what the status bar shows."""
 
@@ -276,13 +285,19 @@ class MainWindow(QMainWindow):
             self.calibrate_panel.on_finished(result)
         elif isinstance(result, workflow.PipelineRun) and result.calibration is not None:
             self.calibrate_panel.on_finished(result.calibration)
+        diverged = _divergence(result)
         if isinstance(result, (TrueImages, LoadedSimulator)):  # loading is no run: nothing "finished"
             self._set_state(RunState.IDLE)
+        elif diverged:
+            self._set_state(RunState.FAILED)
         else:
             self._set_state(RunState.STOPPED if self.state is RunState.STOPPING else RunState.FINISHED)
         if isinstance(result, (workflow.Pretraining, workflow.Calibration, workflow.PipelineRun)):
             self.autosave()
-        if isinstance(result, (workflow.Calibration, workflow.PipelineRun)) and self.session.result is not None:
+        if diverged:
+            self.show_error(f"{diverged}. That state is kept. A diverging run usually needs lower learning rates: "
+                            "the lr_ settings of a preset file, given as magan-gui --preset FILE.toml.")
+        elif isinstance(result, (workflow.Calibration, workflow.PipelineRun)) and self.session.result is not None:
             self.statusBar().showMessage("calibration finished: see the Results panel", 8000)
 
     def _on_failed(self, message: str) -> None:

@@ -604,3 +604,20 @@ def test_a_reopened_stopped_run_shows_how_far_it_got(qtbot, make_window, wait_ru
     assert other.open_project(str(tmp_path / "stopped.magan"))
     bar = other.pretrain_panel.progress
     assert bar.maximum() == 100000 and bar.value() == reached          # 'reached / 100000', not a full bar
+
+
+def test_a_diverging_pretraining_says_so_and_keeps_a_finite_emulator(qtbot, window, wait_run, tmp_path):
+    preset = tmp_path / "hot.toml"
+    preset.write_text("[pretrain]\nlr_emulator = 1e6\n")
+    window.session.preset = str(preset)
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
+    wait_run(window)
+    assert window.state_label.text() == "failed"
+    assert panel.status.text() == "diverged before it learnt anything: no emulator was kept"
+    texts = close_message_boxes(window)
+    assert len(texts) == 1 and "diverged" in texts[0] and "NaN or infinite" in texts[0]
+    assert window.session.emulator is None and panel.start_button.isEnabled()

@@ -65,6 +65,12 @@ class CalibrationPanel(RunPanel):
         self.emulator_warning.setVisible(False)
         self.controls.addWidget(self.emulator_warning)
         session.emulator_changed.connect(self._judge_emulator)
+        # said after a run: the result's own image-space check failed, or the run diverged
+        self.convergence_warning = QLabel()
+        self.convergence_warning.setWordWrap(True)
+        self.convergence_warning.setStyleSheet("color: #b00020")
+        self.convergence_warning.setVisible(False)
+        self.controls.addWidget(self.convergence_warning)
         self.controls.addStretch(1)
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
@@ -222,13 +228,16 @@ class CalibrationPanel(RunPanel):
 
     def on_finished(self, calibration: workflow.Calibration) -> None:
         outcome, result, state = calibration.outcome, calibration.result, calibration.state
-        ending = "stopped early" if outcome.stopped_early else "done"
+        ending = "diverged" if outcome.diverged else "stopped early" if outcome.stopped_early else "done"
         self.status.setText(f"{ending}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
                             f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")
         self.show_outcome(outcome, result, state)
 
     def show_outcome(self, outcome, result, state: dict | None = None) -> None:
         """Draw a finished calibration's samples and table and hand it (and its state) to the session."""
+        failed = result.get("converged") is False
+        self.convergence_warning.setText(f"⚠ Not converged: {result['image_check']['note']}." if failed else "")
+        self.convergence_warning.setVisible(failed)
         for i, h in enumerate(self.histograms):
             h.set_samples(outcome.samples[:, i])
         for i, row in enumerate(result["parameters"]):

@@ -180,8 +180,12 @@ class PretrainingPanel(RunPanel):
 
     def on_finished(self, pretraining: workflow.Pretraining) -> None:
         meta = pretraining.emulator.meta
+        if pretraining.diverged and not meta["iteration"]:  # nothing learnt: the session keeps what it had
+            self.status.setText("diverged before it learnt anything: no emulator was kept")
+            return
         ending = " Stopped early: press Continue to train it further." if pretraining.stopped else ""
-        self.status.setText(f"{'stopped' if pretraining.stopped else 'done'}: {meta['iteration']} iterations in "
+        state = "diverged" if pretraining.diverged else "stopped" if pretraining.stopped else "done"
+        self.status.setText(f"{state}: {meta['iteration']} iterations in "
                             f"{meta['wall_time']:.0f} s. The emulator's {emulator_verdict(meta)[1]}.{ending}")
         self.session.set_emulator(pretraining.emulator, state=pretraining.state)
 

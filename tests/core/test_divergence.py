@@ -1,0 +1,121 @@
+"""Divergence: a run whose losses or weights stop being finite goes back to its last finite state,
+says so, and writes nothing non-finite; non-finite files are refused on load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from magan_gui.core import workflow
+from magan_gui.core.calibration import CalibrationConfig, Calibrator
+from magan_gui.core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from magan_gui.core.emulator import TrainedEmulator
+from magan_gui.core.pretraining import Pretrainer
+from magan_gui.core.project import Project
+from tests.conftest import tiny_pretrain_config
+
+
+def _poison_at(trainer, iteration: int) -> None:
+    """Make one weight NaN right after ``iteration``'s step: a divergence at a known moment."""
+    step = trainer.step
+    net = trainer.trained_networks()[0]
+
+    def poisoned_step():
+        losses = step()
+        if trainer.iteration == iteration:
+            with torch.no_grad():
+                next(net.parameters()).view(-1)[0] = float("nan")
+        return losses
+
+    trainer.step = poisoned_step
+
+
+def _all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def test_pretraining_goes_back_to_its_last_finite_evaluation(lines, tmp_path):
+    path = tmp_path / "emulator.pt"
+    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=80, eval_every=20), "cpu")
+    _poison_at(trainer, 45)
+    emulator = trainer.run(checkpoint_path=path)
+    assert trainer.iteration == 40  # found at the evaluation of 60, back to the one of 40
+    assert "diverged" in trainer.diverged and "iteration 60" in trainer.diverged and "iteration 40" in trainer.diverged
+    assert _all_finite(emulator.net)
+    assert trainer.history["fidelity_step"] == [20, 40]
+    saved = TrainedEmulator.load(path)  # finite, so it loads, and it is the state of iteration 40
+    assert saved.meta["iteration"] == 40 and _all_finite(saved.net)
+    # the saved run continues from there
+    again = Pretrainer(lines, tiny_pretrain_config(iterations=80, eval_every=20), "cpu")
+    again.resume_from(path)
+    again.run()
+    assert again.iteration == 80 and again.diverged is None
+
+
+def test_a_huge_learning_rate_diverges_at_once_and_writes_no_emulator(lines, tmp_path):
+    path = tmp_path / "emulator.pt"
+    result = workflow.pretrain(lines, tiny_pretrain_config(iterations=60, lr_emulator=1e6), "cpu",
+                               checkpoint_path=path)
+    assert result.diverged and result.stopped
+    assert result.emulator.meta["iteration"] == 0 and _all_finite(result.emulator.net)
+    assert not path.exists()
+
+
+def test_calibration_divergence_is_kept_finite_and_marked_in_the_result(lines, lines_true, tiny_emulator):
+    seen = []
+    simulate = lines.simulate
+
+    def watching(params, noise=None, check=False):
+        seen.append(bool(torch.isfinite(params).all()))
+        return simulate(params, noise, check)
+
+    lines.simulate = watching
+    try:
+        config = CalibrationConfig(iterations=60, batch_size=16, eval_every=20, eval_samples=64, n_samples=200,
+                                   snapshot_seconds=1e9, checkpoint_seconds=1e9, lr_generator=1e6,
+                                   lr_discriminator=1e6, discriminator_optimizer="adam")
+        calibration = workflow.calibrate(lines, tiny_emulator, lines_true, config, "cpu")
+    finally:
+        del lines.simulate
+    outcome, result = calibration.outcome, calibration.result
+    assert outcome.diverged and outcome.stopped_early
+    assert all(seen), "a diverging generator's NaN parameters reached the simulator"
+    assert np.isfinite(outcome.samples).all()
+    assert result["converged"] is False and "diverged" in result["image_check"]["note"]
+
+
+def test_a_calibration_far_from_the_truth_is_marked_not_converged(lines, lines_true, tiny_emulator):
+    # a generator that never trains: its images are far from the true ones, compared with true images' own spread
+    config = CalibrationConfig(iterations=20, batch_size=16, eval_every=10, eval_samples=128, n_samples=200,
+                               snapshot_seconds=1e9, checkpoint_seconds=1e9, lr_generator=1e-12)
+    calibrator = Calibrator(lines, tiny_emulator, lines_true, config, "cpu")
+    assert 0 < calibrator.noise_floor < 0.1
+    result = workflow.calibrate(lines, tiny_emulator, lines_true, config, "cpu").result
+    check = result["image_check"]
+    assert result["converged"] is False and check["ratio"] > check["limit"]
+    assert "not converged" in check["note"]
+
+
+def test_the_noise_floor_of_true_images_is_below_the_limit(lines, lines_true, tiny_emulator):
+    # the check itself: true images against other true images pass it, with room to spare
+    config = CalibrationConfig(iterations=10, batch_size=16, eval_samples=64, snapshot_seconds=1e9)
+    calibrator = Calibrator(lines, tiny_emulator, lines_true, config, "cpu")
+    other = calibrator.true_images[torch.randperm(len(calibrator.true_images))[:64]]
+    ratio = calibrator._distance_to_truth(other) / calibrator.noise_floor
+    assert ratio < 2.0
+
+
+def test_non_finite_files_are_refused_on_load(tiny_emulator_path, lines, lines_true, tmp_path):
+    payload = load_checkpoint(tiny_emulator_path, "emulator")
+    name = next(iter(payload["emulator"]))
+    payload["emulator"][name] = payload["emulator"][name].clone().fill_(float("inf"))
+    bad = tmp_path / "nan_emulator.pt"
+    save_checkpoint(bad, payload)
+    with pytest.raises(CheckpointError, match="NaN or infinite") as info:
+        TrainedEmulator.load(bad)
+    assert name in str(info.value) and "\n" not in str(info.value)
+    project = tmp_path / "nan.magan"
+    Project("lines", true=lines_true, samples=np.full((4, 4), np.nan)).save(project)
+    with pytest.raises(CheckpointError, match="samples holds NaN"):
+        Project.load(project)
