@@ -23,6 +23,7 @@ TINY_PRESET = """
 [pretrain]
 iterations = 30
 bank_iterations = 40
+start_iterations = 10
 batch_size = 16
 heldout = 32
 eval_every = 10

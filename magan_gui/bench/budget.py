@@ -49,7 +49,7 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
     return {"simulator": spec, "seed": seed, "budget": total, "bank": bank_size, "simulations": spent,
             "pretrain_iterations": pretrain.iterations,
             "pretrain_seconds": round(run.pretrain_seconds, 1), "calibrate_seconds": round(run.calibrate_seconds, 1),
-            "fidelity": run.fidelity_mse,
+            "fidelity": run.fidelity_mse, "start_scores": run.start_scores, "image_check": run.result["image_check"],
             "parameters": [{k: row[k] for k in ("name", "bias_in_true_std", "std_ratio")}
                            for row in run.result["parameters"]]}
 

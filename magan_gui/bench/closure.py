@@ -135,6 +135,7 @@ class ClosureRun:
     pretrain_seconds: float
     calibrate_seconds: float
     fidelity_mse: float
+    start_scores: list[float] = field(default_factory=list)  # a bank pretraining's tried initialisations
     pretrain_columns: list[tuple[int, np.ndarray]] = field(default_factory=list)
     simulated_grid: np.ndarray | None = None
     calibrate_columns: list[tuple[int, np.ndarray]] = field(default_factory=list)
@@ -148,7 +149,8 @@ class ClosureRun:
                 "parameters": [{k: row.get(k) for k in ("name", "mean", "std", "true_mean", "true_std",
                                                         "bias_in_true_std", "std_ratio", "well_constrained")}
                                for row in self.result["parameters"]],
-                "image_distance": self.result["calibration"]["image_distance"], **self.distances,
+                "image_distance": self.result["calibration"]["image_distance"],
+                "image_check": self.result["image_check"], **self.distances,
                 "trace": self.trace}
 
 
@@ -198,9 +200,13 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
     def pretrained(pretraining: workflow.Pretraining) -> None:
         run.pretrain_seconds = time.perf_counter() - started
         run.fidelity_mse = float(pretraining.emulator.meta["fidelity_mse"])
+        run.start_scores = pretraining.emulator.meta.get("start_scores", [])
         log(f"  {simulator.name} seed {seed}: pretrained ({pretraining.mode}, {configs.pretrain.iterations} it) in "
             f"{run.pretrain_seconds:.0f} s, held-out {pretraining.emulator.meta['fidelity_metric']} "
-            f"{run.fidelity_mse:.5f}")
+            f"{run.fidelity_mse:.5f}" + (f"; initialisation {pretraining.emulator.meta['config']['start']} of "
+                                         f"{len(run.start_scores)} tried, their scores "
+                                         + ", ".join(f"{v:.5f}" for v in run.start_scores) if run.start_scores
+                                         else ""))
 
     done = workflow.run_pipeline(simulator, true, configs, device, observer=observe, pretrain_snapshots=pre_at,
                                  calibrate_snapshots=cal_at, on_pretrained=pretrained, bank=bank)
@@ -213,7 +219,8 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
     log(f"  {simulator.name} seed {seed}: calibrated ({configs.calibrate.iterations} it) in "
         f"{run.calibrate_seconds:.0f} s; worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W "
         f"{run.distances['sliced_wasserstein']:.3f} (floor {run.distances['sliced_wasserstein_floor']:.3f}), "
-        f"C2ST accuracy {run.distances['c2st_accuracy']:.3f}")
+        f"C2ST accuracy {run.distances['c2st_accuracy']:.3f}; image distance {run.result['image_check']['ratio']:.2f} "
+        f"x the true images' own, {'converged' if run.result['converged'] else 'NOT CONVERGED'}")
     return run
 
 

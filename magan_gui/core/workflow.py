@@ -22,7 +22,7 @@ from .data import TrueImages, make_closure_set
 from .emulator import TrainedEmulator
 from .errors import ConfigError, TrainingError
 from .presets import apply_preset, load_preset
-from .pretraining import PretrainConfig, Pretrainer
+from .pretraining import PretrainConfig, Pretrainer, choose_start
 from .progress import Observer, RunControl
 from .results import build_result, parameter_effects
 from .simulators import LoadedSimulator
@@ -130,9 +130,17 @@ def pretrain(simulator: LoadedSimulator, config: PretrainConfig, device: torch.d
              snapshot_at: Collection[int] = (), bank: str | Path | None = None) -> Pretraining:
     """Pretrain an emulator of ``simulator`` (or continue ``resume``); the emulator file is ``checkpoint_path``.
 
-    With ``bank`` (a bank file of this simulator) it learns from the stored simulations and makes none.
+    With ``bank`` (a bank file of this simulator) it learns from the stored simulations and makes none;
+    a fresh run first tries ``config.bank_starts`` initialisations there and trains the best
+    (``choose_start``).
     """
-    trainer = Pretrainer(simulator, config, device, None if bank is None else load_bank(bank, simulator))
+    data = None if bank is None else load_bank(bank, simulator)
+    scores: list[float] = []
+    if data is not None and resume is None:
+        start, scores = choose_start(simulator, config, device, data, control)
+        config = replace(config, start=start)
+    trainer = Pretrainer(simulator, config, device, data)
+    trainer.start_scores = scores
     if resume is not None:
         _continue(trainer, resume, "the last pretraining run")
     emulator = trainer.run(observer=observer, control=control, checkpoint_path=checkpoint_path,

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 
 import h5py
 import numpy as np
 import pytest
 import torch
 
+from magan_gui.core import workflow
 from magan_gui.core.bank import BankError, BankSnapshot, build_bank, check_bank, design, load_bank
 from magan_gui.core.errors import ConfigError
 from magan_gui.core.pretraining import Pretrainer
@@ -163,6 +165,36 @@ def test_pretraining_from_a_bank_makes_no_simulation(tmp_path):
     assert emulator.meta["simulations"] == {"fresh": 0, "bank": 400, "bank_path": str(tmp_path / "bank.h5")}
     assert trainer.fidelity() < 0.5 * before
     assert len(trainer.heldout_images) == 40 and len(trainer.train_rows) == 360   # a tenth held out
+
+
+def test_a_bank_pretraining_trains_the_best_of_several_initialisations(tmp_path):
+    lines = load_simulator("lines")
+    build_bank(lines, tmp_path / "bank.h5", 300, chunk_size=128)
+    config = tiny_pretrain_config(iterations=30, mode="pixel", heldout=64, bank_starts=3, start_iterations=15)
+    result = workflow.pretrain(lines, config, "cpu", bank=tmp_path / "bank.h5", checkpoint_path=tmp_path / "e.pt")
+    meta = result.emulator.meta
+    scores = meta["start_scores"]
+    assert len(scores) == 3 and len(set(scores)) == 3   # three different starts, each scored
+    chosen = meta["config"]["start"]
+    assert scores[chosen] == min(scores)
+    # the run is the one begun from that initialisation: after the trial's iterations it scores the same
+    again = Pretrainer(lines, replace(config, start=chosen), "cpu", load_bank(tmp_path / "bank.h5", lines))
+    for _ in range(15):
+        again.step()
+    assert again.fidelity() == pytest.approx(scores[chosen], rel=1e-5)
+    # a continued run keeps saying which initialisation it came from
+    resumed = workflow.pretrain(lines, replace(config, iterations=40), "cpu", bank=tmp_path / "bank.h5",
+                                resume=tmp_path / "e.pt")
+    assert resumed.emulator.meta["config"]["start"] == chosen and resumed.emulator.meta["start_scores"] == scores
+
+
+def test_a_black_box_bank_pretraining_tries_no_other_initialisation(tmp_path):
+    black_box = load_simulator("blackbox:circles")
+    build_bank(black_box, tmp_path / "b.h5", 200, chunk_size=100)
+    config = tiny_pretrain_config(iterations=3, bank_starts=4, start_iterations=5)
+    result = workflow.pretrain(black_box, config, "cpu", bank=tmp_path / "b.h5")
+    assert result.mode == "energy" and result.emulator.meta["start_scores"] == []
+    assert result.emulator.meta["config"]["start"] == 0
 
 
 def test_a_fresh_pretraining_counts_what_it_simulated(lines):

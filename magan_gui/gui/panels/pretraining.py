@@ -40,7 +40,18 @@ class PretrainingPanel(RunPanel):
     """Panel 2: the emulator against the simulator on fixed parameter sets, losses and fidelity."""
 
     stage = "pretrain"
-    preparing = "starting: simulating the held-out images (fixed parameter sets) before the first iteration…"
+    @property
+    def preparing(self) -> str:
+        """What the run does before its first iteration."""
+        if self.chosen_bank() is None:
+            return "starting: simulating the held-out images (fixed parameter sets) before the first iteration…"
+        config, simulator = self.config(), self.session.simulator
+        black_box = simulator is not None and simulator.stochastic and not simulator.shares_noise
+        pixel = config.mode in ("pixel", "siamese+pixel") or (config.mode == "auto" and not black_box)
+        if not pixel or config.bank_starts < 2:
+            return "starting: loading the bank…"
+        return (f"starting: trying {config.bank_starts} initialisations on the bank ({config.start_iterations} "
+                "iterations each) to train the best one…")
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(session, parent)
