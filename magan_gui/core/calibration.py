@@ -146,6 +146,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
 
     stage = "calibrate"
     title = "calibration"
+    evaluation_size = "eval_samples"
     snapshot_type = CalibrationSnapshot
     eval_steps_key = "eval_step"
     checkpoint_kind = "calibration"

@@ -205,6 +205,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
 
     stage = "pretrain"
     title = "pretraining"
+    evaluation_size = "heldout"
     snapshot_type = PretrainSnapshot
     eval_steps_key = "fidelity_step"
     checkpoint_kind = "emulator"

@@ -26,10 +26,21 @@ from typing import Any, Generic, Protocol, TypeVar
 import torch
 
 from .checkpoints import load_checkpoint, payload_to_cpu, restore_rng, save_checkpoint
+from .errors import TrainingError
 from .progress import Observer, ProgressLog, RunControl, Snapshot
 from .simulators import LoadedSimulator
 
 Result = TypeVar("Result")
+
+
+class OutOfMemory(TrainingError):
+    """The device ran out of memory during a run (its last finite state is kept where a file was asked for)."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error, or the CPU allocator's."""
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError)
+                                                        and "can't allocate memory" in str(exc))
 
 
 class RunConfig(Protocol):
@@ -99,6 +110,7 @@ class TrainingRun(Generic[Result]):
 
     stage = ""
     title = ""            # the stage in a sentence: "pretraining", "calibration"
+    evaluation_size = ""  # the config field that sizes its evaluations, the other setting that takes memory
     snapshot_type: type[Snapshot] = Snapshot
     eval_steps_key = ""   # the ``history`` list of iterations at which ``evaluate`` ran
     checkpoint_kind = ""  # the ``kind`` of this stage's checkpoint files
@@ -114,6 +126,7 @@ class TrainingRun(Generic[Result]):
         self.simulations = 0  # fresh simulator images this run has made (over all resumptions)
         self.simulator: LoadedSimulator  # set by the stage
         self.diverged: str | None = None  # why the run went back to its last finite state, if it did
+        self.last_good: dict[str, Any] | None = None  # a CPU copy of the last state checked finite
 
     def simulate(self, normalised: torch.Tensor, noise: torch.Tensor | None, check: bool = False) -> torch.Tensor:
         """Fresh simulator images as the networks see them (see ``simulate_for_networks``), counted."""
@@ -161,14 +174,25 @@ class TrainingRun(Generic[Result]):
 
         ``snapshot_at`` adds snapshots at those iterations (the fixed columns of the paper's
         figures).  With ``checkpoint_path`` the resumable state is rewritten atomically every
-        ``checkpoint_seconds`` and at the end.
+        ``checkpoint_seconds`` and at the end.  Running out of memory raises ``OutOfMemory`` with
+        the last finite state written to ``checkpoint_path``.
         """
+        started_at = self.iteration
+        try:
+            return self._run(observer, control, checkpoint_path, snapshot_at)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise self._out_of_memory(checkpoint_path, started_at) from exc
+
+    def _run(self, observer: Observer | None, control: RunControl | None, checkpoint_path: str | Path | None,
+             snapshot_at: Collection[int]) -> Result:
         cfg = self.config
         log = ProgressLog(self.stage, cfg.iterations, cfg.snapshot_seconds, self.iteration, observer, snapshot_at)
         wall0, last_checkpoint = self.wall_time, time.perf_counter()
         started_at, stopped = self.iteration, False
         finite = torch.ones((), dtype=torch.bool, device=self.device)
-        last_good = payload_to_cpu(self.checkpoint_payload())
+        self.last_good = last_good = payload_to_cpu(self.checkpoint_payload())
         self.set_training(True)
         while self.iteration < cfg.iterations:
             if control is not None and not control.proceed():
@@ -190,7 +214,7 @@ class TrainingRun(Generic[Result]):
             if snapshot:
                 log.emit(self.iteration, kind=self.snapshot_type, **self._counts(), **self.snapshot_fields())
             if evaluate or checkpoint:  # the state to go back to should the run diverge later
-                last_good = payload_to_cpu(self.checkpoint_payload())
+                self.last_good = last_good = payload_to_cpu(self.checkpoint_payload())
             if checkpoint:
                 save_checkpoint(checkpoint_path, last_good)
                 last_checkpoint = time.perf_counter()
@@ -222,6 +246,25 @@ class TrainingRun(Generic[Result]):
         self.simulations = made  # the images made since were still consumed
         self.diverged = (f"{self.title} diverged: a loss or weight became NaN or infinite by iteration {found_at}; "
                          f"the run went back to iteration {self.iteration}, its last finite state")
+
+    def _out_of_memory(self, checkpoint_path: str | Path | None, started_at: int) -> OutOfMemory:
+        """The error for a run that ran out of memory, its last finite state written first if it is new."""
+        found_at = self.iteration
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        good = self.last_good
+        kept = started_at if good is None else int(json.loads(good["meta"])["iteration"])
+        if checkpoint_path and kept > started_at:
+            save_checkpoint(checkpoint_path, good)
+            where = f"the state of iteration {kept} is kept in {checkpoint_path}"
+        elif checkpoint_path and Path(checkpoint_path).exists():
+            where = f"{checkpoint_path} is as it was"
+        else:
+            where = "nothing was written"
+        size = self.evaluation_size
+        return OutOfMemory(f"{self.title} ran out of {self.device.type.upper()} memory at iteration {found_at}: "
+                           f"lower the batch size (now {self.config.batch_size}) or the preset's {size} (now "
+                           f"{getattr(self.config, size)}); {where}")
 
     def _counts(self) -> dict[str, int]:
         """The simulator images made so far, and the cap on them, for snapshots."""

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QToolBar
@@ -621,3 +622,26 @@ def test_a_diverging_pretraining_says_so_and_keeps_a_finite_emulator(qtbot, wind
     texts = close_message_boxes(window)
     assert len(texts) == 1 and "diverged" in texts[0] and "NaN or infinite" in texts[0]
     assert window.session.emulator is None and panel.start_button.isEnabled()
+
+
+def test_out_of_memory_in_a_run_leaves_a_usable_window(qtbot, window, wait_run, monkeypatch):
+    from magan_gui.core.pretraining import Pretrainer
+
+    def no_memory(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(Pretrainer, "step", no_memory)
+    panel = window.pretrain_panel
+    window.tabs.setCurrentWidget(panel)
+    set_tiny(panel)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
+    wait_run(window)
+    assert window.state_label.text() == "failed"
+    texts = close_message_boxes(window)
+    assert len(texts) == 1 and "ran out of" in texts[0] and "batch size (now 16)" in texts[0]
+    monkeypatch.undo()  # memory again: the same window runs the next pretraining to its end
+    with qtbot.waitSignal(window.session.emulator_changed, timeout=60000):
+        click(qtbot, panel.start_button)
+    wait_run(window)
+    assert window.state_label.text() == "finished"

@@ -1,5 +1,6 @@
-"""Divergence: a run whose losses or weights stop being finite goes back to its last finite state,
-says so, and writes nothing non-finite; non-finite files are refused on load."""
+"""Faults in a run: a divergence (NaN or inf) goes back to the last finite state and says so, writing
+nothing non-finite; running out of memory keeps the last finite state and names the setting to lower;
+non-finite files are refused on load."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from magan_gui.core.checkpoints import CheckpointError, load_checkpoint, save_ch
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.pretraining import Pretrainer
 from magan_gui.core.project import Project
+from magan_gui.core.training import OutOfMemory
 from tests.conftest import tiny_pretrain_config
 
 
@@ -119,3 +121,33 @@ def test_non_finite_files_are_refused_on_load(tiny_emulator_path, lines, lines_t
     Project("lines", true=lines_true, samples=np.full((4, 4), np.nan)).save(project)
     with pytest.raises(CheckpointError, match="samples holds NaN"):
         Project.load(project)
+
+
+def test_running_out_of_memory_keeps_the_last_finite_state_and_names_the_settings(lines, tmp_path):
+    path = tmp_path / "emulator.pt"
+    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=80, eval_every=20), "cpu")
+    step = trainer.step
+
+    def step_then_run_out():
+        if trainer.iteration == 45:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return step()
+
+    trainer.step = step_then_run_out
+    with pytest.raises(OutOfMemory) as info:
+        trainer.run(checkpoint_path=path)
+    message = str(info.value)
+    assert "\n" not in message and "ran out of CPU memory at iteration 45" in message
+    assert "batch size (now 16)" in message and "heldout (now 32)" in message
+    assert f"the state of iteration 40 is kept in {path}" in message
+    assert TrainedEmulator.load(path).meta["iteration"] == 40
+
+
+def test_running_out_of_memory_before_any_evaluation_leaves_the_old_file(lines, tiny_emulator_path, tmp_path):
+    path = tmp_path / "emulator.pt"
+    path.write_bytes(tiny_emulator_path.read_bytes())
+    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=80, eval_every=20), "cpu")
+    trainer.step = lambda: (_ for _ in ()).throw(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    with pytest.raises(OutOfMemory, match="is as it was"):
+        trainer.run(checkpoint_path=path)
+    assert path.read_bytes() == tiny_emulator_path.read_bytes()
