@@ -51,7 +51,7 @@ from torch.nn import functional as F
 from .checkpoints import CheckpointError
 from .data import TrueImages
 from .emulator import TrainedEmulator, parameters_to_json
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .networks import Discriminator, Generator, NetworkSizes
 from .progress import CalibrationSnapshot
 from .simulators import LoadedSimulator
@@ -459,7 +459,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
             self.opt_g.load_state_dict(payload["opt_generator"])
             self.opt_d.load_state_dict(payload["opt_discriminator"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
+            raise CheckpointError(f"{source}: does not match this network configuration ({one_line(exc)})") from exc
         self.candidates = [(float(d), int(i), {k: v.to(self.device) for k, v in state.items()}) for (d, i), state
                            in zip(meta["candidates"], payload["candidate_generators"])]
         self.restore_progress(meta, payload)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,25 @@ from .errors import MaganError
 from .simulators import LoadedSimulator
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+MEMORY_SHARE = 0.5  # true images may take at most this share of the computer's memory, as float32
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this system: assume a modest machine
+        return 8 << 30
+
+
+def _check_declared_size(shape: tuple[int, ...], what: str) -> None:
+    """Refuse an array whose declared shape would not fit in memory, before reading it: a small
+    compressed or sparse file can declare terabytes."""
+    if any(int(n) < 0 for n in shape):
+        raise DataError(f"{what}: declares a negative size {tuple(shape)}")
+    need = 4 * math.prod(int(n) for n in shape)
+    if need > MEMORY_SHARE * _memory_bytes():
+        raise DataError(f"{what}: declares {tuple(shape)} values ({need / 2**30:,.1f} GiB as float32), more than "
+                        f"half of this computer's memory ({_memory_bytes() / 2**30:.0f} GiB)")
 
 
 class DataError(MaganError, ValueError):
@@ -117,7 +139,8 @@ def _to_unit_range(array: np.ndarray, what: str) -> np.ndarray:
     raise DataError(f"{what}: images have dtype {array.dtype}, expected integers or floats")
 
 
-def _check_images(array: np.ndarray, what: str, expected_shape: tuple[int, int] | None) -> np.ndarray:
+def checked_images(array: np.ndarray, what: str, expected_shape: tuple[int, int] | None) -> np.ndarray:
+    """``array`` as float32 (N, H, W) images in [0, 1], or DataError saying what is wrong (``what`` names it)."""
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
@@ -131,18 +154,40 @@ def _check_images(array: np.ndarray, what: str, expected_shape: tuple[int, int] 
 
 
 def _numpy_load(path: Path):
-    """np.load of a .npz or .npy file that refuses anything else in plain words: NumPy itself would
-    call any non-NumPy file "pickled data" and suggest loading it unsafely."""
+    """np.load of a .npz or .npy file that refuses anything else in plain words (``_check_magic``)."""
+    _check_magic(path)
+    return np.load(path, allow_pickle=False)
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is no .npz or .npy in plain words: NumPy itself would call any non-NumPy
+    file "pickled data" and suggest loading it unsafely."""
     magic = (b"PK\x03\x04", b"PK\x05\x06") if path.suffix.lower() == ".npz" else (b"\x93NUMPY",)
     with open(path, "rb") as fh:
         head = fh.read(6)
     if not head.startswith(magic):
         kind = "a zip archive of arrays" if path.suffix.lower() == ".npz" else "a NumPy array file"
         raise DataError(f"{path}: not {kind}, although named {path.suffix}: was another file renamed?")
-    return np.load(path, allow_pickle=False)
+
+
+def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape each member of a .npz declares in its header, read without decompressing the data."""
+    shapes = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(member)
+            shapes[name.removesuffix(".npy")] = tuple(shape)
+    return shapes
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    _check_magic(path)
+    for name, shape in _npz_shapes(path).items():
+        _check_declared_size(shape, f"{path} ({name})")
     with _numpy_load(path) as data:
         if "images" not in data.files:
             raise DataError(f"{path}: no array named 'images' (found: {', '.join(data.files) or 'nothing'})")
@@ -158,7 +203,11 @@ def _load_hdf5(path: Path) -> np.ndarray:
     with h5py.File(path, "r") as fh:
         if "images" not in fh:
             raise DataError(f"{path}: no dataset named 'images' (found: {', '.join(fh.keys()) or 'nothing'})")
-        return np.asarray(fh["images"])
+        images = fh["images"]
+        if not isinstance(images, h5py.Dataset):
+            raise DataError(f"{path}: 'images' is a group, not a dataset of images")
+        _check_declared_size(images.shape, f"{path} (images)")
+        return np.asarray(images)
 
 
 def _load_folder(path: Path) -> np.ndarray:
@@ -214,8 +263,10 @@ def load_true_images(path: str | Path, expected_shape: tuple[int, int] | None = 
             raise DataError(f"{path}: holds Python objects instead of numbers; save the images as a numeric "
                             "array (float or integer)") from exc
         raise DataError(f"{path}: could not be read ({type(exc).__name__}: {exc})") from exc
-    images = _check_images(np.asarray(images), what, expected_shape)
+    images = checked_images(np.asarray(images), what, expected_shape)
     if params is not None:
+        if not (np.issubdtype(params.dtype, np.floating) or np.issubdtype(params.dtype, np.integer)):
+            raise DataError(f"{path}: 'params' has dtype {params.dtype}, expected numbers")
         params = np.asarray(params, dtype=np.float32)
         if params.ndim != 2 or params.shape[0] != images.shape[0]:
             raise DataError(f"{path}: 'params' has shape {params.shape}, expected ({images.shape[0]}, P)")

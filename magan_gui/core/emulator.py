@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint
+from .errors import one_line
 from .networks import Emulator, NetworkSizes
 from .parameters import Parameter, ParameterSpace
 
@@ -112,9 +113,15 @@ class TrainedEmulator:
             net = Emulator(len(parameters), tuple(meta["image_shape"]), NetworkSizes(**meta["sizes"]),
                            noise_image=bool(meta["noise_image"]), latent_dim=int(meta["latent_dim"]),
                            latent_field=bool(meta.get("latent_field", False)))
-            net.load_state_dict(payload["emulator"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"emulator file is incomplete or from another version: {exc}") from exc
+            weights = payload["emulator"]
+            odd = [k for k, v in weights.items() if not (isinstance(v, torch.Tensor) and v.is_floating_point())]
+            if odd:
+                raise CheckpointError(f"emulator file: weights {', '.join(odd[:3])} are not floating-point tensors")
+            net.load_state_dict(weights)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"emulator file is incomplete or from another version: {one_line(exc)}") from exc
         return TrainedEmulator(net, parameters, meta)
 
     @staticmethod

@@ -21,3 +21,8 @@ class TrainingError(MaganError, ValueError):
 
 class OutputError(MaganError, OSError):
     """An output file cannot be written, or exists and would be replaced without --force."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (torch's state-dict errors span several)."""
+    return " ".join(str(exc).split())

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from .bank import BankData
 from .checkpoints import CheckpointError
 from .emulator import TrainedEmulator, parameters_to_json
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .networks import Emulator, NetworkSizes, Siamese
 from .progress import PretrainSnapshot, RunControl
 from .simulators import LoadedSimulator
@@ -480,7 +480,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
                 self.siamese.load_state_dict(payload["siamese"])
                 self.opt_s.load_state_dict(payload["opt_siamese"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{source}: does not match this network configuration ({exc})") from exc
+            raise CheckpointError(f"{source}: does not match this network configuration ({one_line(exc)})") from exc
         self.restore_progress(meta, payload)
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import TrueImages
+from .data import DataError, TrueImages, checked_images
 from .emulator import TrainedEmulator
+from .errors import one_line
 
 PROJECT_FORMAT = "magan-project/1"
 
@@ -71,17 +72,34 @@ class Project:
                 raise CheckpointError(f"{path}: unknown project format {meta.get('format')!r}")
             true = None
             if "true_images" in payload:
-                params = payload["true_params"].numpy() if "true_params" in payload else None
+                images = checked_images(payload["true_images"].numpy(), f"{path} (its true images)", None)
+                params = _table(payload, "true_params", path, rows=len(images))
                 info = meta["true"]
-                true = TrueImages(payload["true_images"].numpy(), params, info.get("param_names"),
-                                  info.get("source", ""), info.get("sha256", ""))
+                true = TrueImages(images, params, info.get("param_names"), info.get("source", ""),
+                                  info.get("sha256", ""))
             emulator = TrainedEmulator.from_payload(payload["emulator"]) if "emulator" in payload else None
-            samples = payload["samples"].numpy() if "samples" in payload else None
+            samples = _table(payload, "samples", path)
             state = payload.get("training_state", {})
             if not isinstance(state, dict) or any(stage not in ("pretrain", "calibrate") or not isinstance(v, dict)
                                                   for stage, v in state.items()):
                 raise CheckpointError(f"{path}: malformed training state")
             return Project(meta["simulator_spec"], true, emulator, meta.get("result"), samples,
                            meta.get("settings", {}), meta.get("histories", {}), state)
+        except CheckpointError:
+            raise
+        except DataError as exc:
+            raise CheckpointError(str(exc)) from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CheckpointError(f"{path}: incomplete project file ({exc})") from exc
+            raise CheckpointError(f"{path}: incomplete project file ({one_line(exc)})") from exc
+
+
+def _table(payload: dict[str, Any], key: str, path: str | Path, rows: int | None = None) -> np.ndarray | None:
+    """A project's (N, P) table of numbers (samples, true parameters), or None when it has none."""
+    if key not in payload:
+        return None
+    value = payload[key]
+    if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() == 2
+            and (rows is None or value.shape[0] == rows)):
+        raise CheckpointError(f"{path}: its {key} are not a table of numbers"
+                              + ("" if rows is None else f" with a row per true image ({rows})"))
+    return value.numpy()

@@ -25,8 +25,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 
-from .checkpoints import load_checkpoint, payload_to_cpu, restore_rng, save_checkpoint
-from .errors import TrainingError
+from .checkpoints import CheckpointError, load_checkpoint, payload_to_cpu, restore_rng, save_checkpoint
+from .errors import MaganError, TrainingError, one_line
 from .progress import Observer, ProgressLog, RunControl, Snapshot
 from .simulators import LoadedSimulator
 
@@ -278,7 +278,17 @@ class TrainingRun(Generic[Result]):
     # -- checkpoints ----------------------------------------------------------------------------------
     def resume_from(self, path: str | Path) -> None:
         """Continue the run saved in the checkpoint file ``path``."""
-        self.restore(load_checkpoint(path, self.checkpoint_kind), str(path))
+        self.continue_from(load_checkpoint(path, self.checkpoint_kind), str(path))
+
+    def continue_from(self, payload: dict[str, Any], source: str) -> None:
+        """``restore``, with a saved run that lacks a key or holds a value of the wrong type refused in one line."""
+        try:
+            self.restore(payload, source)
+        except MaganError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"{source}: incomplete or from another version ({type(exc).__name__}: "
+                                  f"{one_line(exc)})") from exc
 
     def progress_state(self) -> dict[str, Any]:
         """The loop's part of a checkpoint: history and random state (iteration and time go in the meta)."""

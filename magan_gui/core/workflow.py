@@ -117,7 +117,7 @@ def saved_iteration(state: dict[str, Any]) -> int:
 def _continue(run: TrainingRun, resume: Resume, source: str) -> None:
     """Load a saved run into ``run``; refuse one that has nothing left to do."""
     if isinstance(resume, dict):
-        run.restore(resume, source)
+        run.continue_from(resume, source)
     else:
         run.resume_from(resume)
         source = str(resume)
