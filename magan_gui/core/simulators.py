@@ -152,6 +152,7 @@ class CirclesSimulator:
 
 BUILTIN_SIMULATORS: dict[str, type] = {"lines": LinesSimulator, "circles": CirclesSimulator}
 BLACK_BOX_PREFIX = "blackbox:"  # "blackbox:SPEC" hides a simulator's shared noise
+RANGES_MARK = "@"  # "SPEC@name=low:high,..." gives parameters other ranges than the simulator's own
 
 
 class BlackBox:
@@ -286,6 +287,9 @@ def load_simulator(spec: str) -> LoadedSimulator:
         raise SimulatorError("no simulator given: use a built-in name (lines, circles), path/to/file.py:ClassName "
                              "or path/to/sim.toml")
     spec = spec.strip()
+    base, ranges = split_ranges(spec)
+    if ranges:
+        return with_ranges(load_simulator(base), ranges, spec)
     if spec.startswith(BLACK_BOX_PREFIX):
         inner = load_simulator(spec[len(BLACK_BOX_PREFIX):])
         return check_simulator(BlackBox(inner.plugin), spec)
@@ -322,3 +326,50 @@ def load_simulator(spec: str) -> LoadedSimulator:
     except Exception as exc:
         raise SimulatorError(f"simulator {spec!r} could not be created: {type(exc).__name__}: {exc}") from exc
     return check_simulator(plugin, spec)
+
+
+def split_ranges(spec: str) -> tuple[str, dict[str, tuple[float, float]]]:
+    """A spec's simulator part and the parameter ranges it asks for: ``lines@m=0.5:2.5,c=0:1`` gives
+    ``("lines", {"m": (0.5, 2.5), "c": (0.0, 1.0)})``; a spec without them gives ``(spec, {})``."""
+    base, mark, tail = spec.rpartition(RANGES_MARK)
+    if not mark or not base or "=" not in tail or "/" in tail:  # an '@' in a file path is no ranges
+        return spec, {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for item in tail.split(","):
+        name, _, bounds = item.partition("=")
+        low, colon, high = bounds.partition(":")
+        try:
+            if not name.strip() or not colon:
+                raise ValueError
+            ranges[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise SimulatorError(f"parameter range {item.strip()!r} in {spec!r}: write name=low:high, "
+                                 "e.g. lines@m=0.5:2.5") from None
+    return base, ranges
+
+
+def with_ranges(simulator: LoadedSimulator, ranges: dict[str, tuple[float, float]], spec: str) -> LoadedSimulator:
+    """``simulator`` with other parameter ranges, named ``spec``; checked at the new box's corners.
+
+    A default outside a new range is moved to the range's middle.  The plugin itself is shared, so
+    it sees physical values as before, only from another box.
+    """
+    names = [p.name for p in simulator.parameters]
+    unknown = [n for n in ranges if n not in names]
+    if unknown:
+        raise SimulatorError(f"{spec!r}: simulator {simulator.name!r} has no parameter {unknown[0]!r} "
+                             f"(it has {', '.join(names)})")
+    parameters = []
+    for p in simulator.parameters:
+        low, high = ranges.get(p.name, (p.low, p.high))
+        default = p.default if low <= p.default <= high else None
+        try:
+            parameters.append(Parameter(p.name, low, high, p.unit, default))
+        except ValueError as exc:
+            raise SimulatorError(f"{spec!r}: {exc}") from None
+    changed = LoadedSimulator(simulator.plugin, spec)
+    changed.name = simulator.name
+    changed.parameters, changed.space = parameters, ParameterSpace(parameters)
+    corners = torch.stack([changed.space.low, changed.space.high, changed.space.defaults])
+    changed.simulate(corners, check=True)  # the plugin must cope with the new box's edges
+    return changed

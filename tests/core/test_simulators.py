@@ -333,3 +333,28 @@ def test_the_contract_is_declared_as_protocols():
     # a deterministic simulator shares no noise; a noise-sharing one hands out its draws
     assert load_simulator("lines").sample_noise(2) is None
     assert load_simulator("circles").sample_noise(2, generator=torch.Generator().manual_seed(0)).shape == (2, 28, 28)
+
+
+def test_a_spec_can_give_parameters_other_ranges():
+    narrowed = load_simulator("lines@m=1.0:2.0, c=0.2:0.8")
+    base = load_simulator("lines")
+    assert narrowed.spec == "lines@m=1.0:2.0, c=0.2:0.8" and narrowed.name == base.name
+    ranges = {p.name: (p.low, p.high) for p in narrowed.parameters}
+    assert ranges["m"] == (1.0, 2.0) and ranges["c"] == (0.2, 0.8)
+    assert ranges["x0"] == (base.parameters[1].low, base.parameters[1].high)   # the others as they were
+    params = narrowed.space.to_physical(torch.zeros(1, 4))
+    assert params[0, 0].item() == pytest.approx(1.5)   # the middle of the new box
+    # the same images as the simulator itself at the same physical parameters
+    assert torch.equal(narrowed.simulate(params), base.simulate(params))
+    assert load_simulator("blackbox:circles@b=0.6:0.9").parameters[4].high == 0.9
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lines@m=2", "write name=low:high"),
+    ("lines@m=a:b", "write name=low:high"),
+    ("lines@q=0:1", "has no parameter 'q'"),
+    ("lines@m=2:1", "low .2.0. must be below high"),
+])
+def test_bad_parameter_ranges_are_refused_in_one_line(spec, message):
+    with pytest.raises(SimulatorError, match=message):
+        load_simulator(spec)
