@@ -158,6 +158,10 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         if [p.name for p in emulator.parameters] != self.space.names:
             raise ConfigError(f"the emulator was trained for parameters {[p.name for p in emulator.parameters]}, "
                               f"the simulator has {self.space.names}")
+        other = [f"{e.name} [{e.low:g}, {e.high:g}] (simulator: [{p.low:g}, {p.high:g}])"
+                 for e, p in zip(emulator.parameters, simulator.parameters) if (e.low, e.high) != (p.low, p.high)]
+        if other:
+            raise ConfigError(f"the emulator was trained for other parameter ranges: {', '.join(other)}")
         if tuple(emulator.image_shape) != tuple(simulator.image_shape):
             raise ConfigError(f"the emulator makes {emulator.image_shape} images, the simulator "
                               f"{tuple(simulator.image_shape)}")

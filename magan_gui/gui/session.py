@@ -62,9 +62,9 @@ class Session(QObject):
             else:
                 self.notice.emit(f"true images kept for {simulator.name}: they are data of the same "
                                  "image size, whichever simulator is chosen")
-        if self.emulator is not None and [p.name for p in self.emulator.parameters] != \
-                [p.name for p in simulator.parameters]:
-            self.set_emulator(None)
+        if self.emulator is not None and [(p.name, p.low, p.high) for p in self.emulator.parameters] != \
+                [(p.name, p.low, p.high) for p in simulator.parameters]:
+            self.set_emulator(None)  # trained for other parameters or ranges: its map to them no longer holds
         self.set_result(None, None)
         self.set_bank(None)
         self.simulator_changed.emit(simulator)

@@ -10,6 +10,7 @@ import pytest
 from magan_gui.core.calibration import CalibrationConfig, Calibrator
 from magan_gui.core.checkpoints import CheckpointError, load_checkpoint
 from magan_gui.core.data import TrueImages, make_closure_set
+from magan_gui.core.errors import ConfigError
 from magan_gui.core.progress import CalibrationSnapshot, RunControl
 from tests.conftest import LINES_MEAN, LINES_STD
 
@@ -270,3 +271,11 @@ def test_a_black_box_under_a_budget_learns_from_its_own_simulations_moved_to_the
     assert np.all(np.isfinite(outcome.samples)) and outcome.samples.std(0).min() > 0
     calibrator.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, calibrator.generator.parameters()))
+
+
+def test_an_emulator_of_other_parameter_ranges_is_refused(lines_true, tiny_emulator):
+    from magan_gui.core.simulators import load_simulator
+
+    narrowed = load_simulator("lines@m=1.0:2.0")
+    with pytest.raises(ConfigError, match=r"other parameter ranges: m \[0\.5, 2\.5\] \(simulator: \[1, 2\]\)"):
+        Calibrator(narrowed, tiny_emulator, lines_true, tiny_config(), "cpu")
