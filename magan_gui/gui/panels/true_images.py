@@ -10,6 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -27,12 +29,71 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.data import DataError, load_true_images, make_closure_set
-from ...core.simulators import BUILTIN_SIMULATORS, SimulatorError, load_simulator
+from ...core.simulators import BUILTIN_SIMULATORS, RANGES_MARK, SimulatorError, load_simulator, split_ranges
 from ..session import Session
 from ..widgets import ImageGrid
 
 PLUGIN_ITEM = "plugin file…"
 FILE_FILTER = "True images (*.npz *.npy *.h5 *.hdf5);;All files (*)"
+
+
+def spec_with_ranges(spec: str, own: list, ranges: dict[str, tuple[float, float]]) -> str:
+    """The simulator spec giving ``ranges``: the plugin's ``own`` parameters' ranges are left out."""
+    base, _ = split_ranges(spec)
+    changed = [f"{p.name}={ranges[p.name][0]:g}:{ranges[p.name][1]:g}" for p in own
+               if ranges[p.name] != (p.low, p.high)]
+    return base + (RANGES_MARK + ",".join(changed) if changed else "")
+
+
+class RangesDialog(QDialog):
+    """The simulator's parameter ranges in a table of low and high boxes; the plugin's own are one click away."""
+
+    def __init__(self, simulator, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Parameter ranges of {simulator.name}")
+        self.own = list(simulator.plugin.parameters)
+        self.table = QTableWidget(len(simulator.parameters), 2)
+        self.table.setHorizontalHeaderLabels(["low", "high"])
+        self.table.setVerticalHeaderLabels([p.label for p in simulator.parameters])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.boxes: dict[str, tuple[QDoubleSpinBox, QDoubleSpinBox]] = {}
+        for i, p in enumerate(simulator.parameters):
+            pair = []
+            for column, value in enumerate((p.low, p.high)):
+                box = QDoubleSpinBox()
+                box.setDecimals(6)
+                box.setRange(-1e12, 1e12)
+                box.setValue(value)
+                box.setToolTip(f"{'lowest' if column == 0 else 'highest'} value of {p.name} pretraining covers "
+                               "and calibration may reach")
+                self.table.setCellWidget(i, column, box)
+                pair.append(box)
+            self.boxes[p.name] = (pair[0], pair[1])
+        note = QLabel("Pretraining draws parameters from these ranges and the calibration stays inside them. "
+                      "A new range needs a new bank and emulator.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).setText("The simulator's own")
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore_own)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(420, 120 + 34 * len(simulator.parameters))
+
+    def restore_own(self) -> None:
+        """Put the plugin's own ranges back in the boxes."""
+        for p in self.own:
+            low, high = self.boxes[p.name]
+            low.setValue(p.low)
+            high.setValue(p.high)
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """The ranges the boxes show, by parameter name."""
+        return {name: (low.value(), high.value()) for name, (low, high) in self.boxes.items()}
 
 
 def plugin_classes(path: str) -> list[str]:
@@ -63,6 +124,9 @@ class TrueImagesPanel(QWidget):
                                       "external program declared in a TOML file (path/to/sim.toml)")
         self.simulator_info = QLabel()
         self.simulator_info.setWordWrap(True)
+        self.ranges_button = QPushButton("Parameter ranges…")
+        self.ranges_button.setToolTip("The range of each parameter that pretraining covers and calibration searches")
+        self.ranges_dialog: RangesDialog | None = None
 
         self.param_table = QTableWidget(0, 2)
         self.param_table.setHorizontalHeaderLabels(["true mean", "true std"])
@@ -101,7 +165,10 @@ class TrueImagesPanel(QWidget):
         sim_row.addWidget(QLabel("Simulator"))
         sim_row.addWidget(self.simulator_box, 1)
         left.addLayout(sim_row)
-        left.addWidget(self.simulator_info)
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.simulator_info, 1)
+        info_row.addWidget(self.ranges_button)
+        left.addLayout(info_row)
         left.addWidget(gen_box, 1)
         left.addWidget(load_box)
 
@@ -131,6 +198,7 @@ class TrueImagesPanel(QWidget):
         layout.addLayout(right, 1)
 
         self.simulator_box.activated.connect(self._simulator_chosen)
+        self.ranges_button.clicked.connect(self.edit_ranges)
         self.generate_button.clicked.connect(self.generate)
         self.load_button.clicked.connect(self.choose_file)
         self.load_folder_button.clicked.connect(self.choose_folder)
@@ -192,6 +260,27 @@ class TrueImagesPanel(QWidget):
                 self._sync_box()
                 return
         self.request_simulator(f"{path}:{name}")
+
+    def edit_ranges(self) -> None:
+        """Open the ranges table (not modal: the window stays usable); OK loads the simulator with them."""
+        simulator = self.session.simulator
+        if simulator is None:
+            self.error.emit("choose a simulator first")
+            return
+        self.ranges_dialog = RangesDialog(simulator, self)
+        self.ranges_dialog.accepted.connect(self._ranges_chosen)
+        self.ranges_dialog.open()
+
+    def _ranges_chosen(self) -> None:
+        dialog = self.ranges_dialog
+        bad = [f"{name} ({low:g} is not below {high:g})" for name, (low, high) in dialog.ranges().items()
+               if not low < high]
+        if bad:
+            self.error.emit(f"a range's low must be below its high: {', '.join(bad)}; the ranges are unchanged")
+            return
+        spec = spec_with_ranges(self.session.simulator_spec, dialog.own, dialog.ranges())
+        if spec != self.session.simulator_spec:
+            self.request_simulator(spec)
 
     def _show_simulator(self, simulator) -> None:
         self._sync_box()
@@ -312,6 +401,7 @@ class TrueImagesPanel(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """Disable the controls while a job runs."""
-        for w in (self.generate_button, self.load_button, self.load_folder_button, self.simulator_box):
+        for w in (self.generate_button, self.load_button, self.load_folder_button, self.simulator_box,
+                  self.ranges_button):
             w.setEnabled(not busy)
 
