@@ -25,7 +25,7 @@ QUANTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 WEAK_EFFECT_L2 = 0.25
 # A calibration whose images differ from the true ones more than this many times as much as true
 # images differ among themselves (the same number of images, ``CalibrationOutcome.noise_floor``) is
-# marked not converged.  Measured: see the README's "Is a result converged?".
+# marked not converged (measured: README, "Is a result converged?").
 CONVERGED_LIMIT = 3.0
 
 
