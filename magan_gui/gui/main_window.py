@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import asdict
 from enum import Enum
@@ -15,15 +16,21 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QTabWidget,
+    QTextBrowser,
     QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 
+from .. import __version__
 from ..core import workflow
 from ..core.bank import BankSummary
 from ..core.calibration import CalibrationOutcome
@@ -41,6 +48,53 @@ from .panels.run_panel import RunPanel
 from .panels.true_images import TrueImagesPanel
 from .session import Session
 from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training_threads
+
+RECENT_PROJECTS_KEY = "recent_projects"   # a JSON list: an ini file reads a one-item list back as a string
+MAX_RECENT_PROJECTS = 8
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"   # beside the package in a source checkout
+
+# Help ▸ Quick start. The names are those the window shows (tabs, buttons, menus): keep them in step.
+QUICK_START_HTML = """
+<h3>magan-gui in five panels</h3>
+<p>magan-gui calibrates a simulator's parameters against true images: it trains an emulator of the simulator,
+then a generator of parameters whose simulated images a discriminator cannot tell from the true ones.
+Work through the tabs from left to right; <b>Run ▸ Run all</b> (Ctrl+Shift+R) pretrains and then calibrates in
+one go.</p>
+<p><b>1 True images.</b> Choose the simulator (lines, circles, or a plugin file…) and, with
+<b>Parameter ranges…</b> if needed, the range of each parameter. Then either generate a closure test (a true
+mean and std per parameter, the number of images and a seed, then <b>Generate closure-test images</b>) or load
+your data with <b>Load true images…</b> (.npz, .npy, .h5) or <b>Load folder…</b> (PNG or TIFF files); files
+dropped on the panel load too.</p>
+<p><b>2 Bank</b> (optional, for an expensive simulator). Simulate the simulator once over the parameter box into
+a bank file (.h5), in one or more workers; <b>Stop</b> keeps every finished chunk and <b>Resume</b> finishes the
+file. <b>Use an existing bank…</b> takes one made by <code>magan bank</code>. Pretraining can then learn from the
+bank and calls the simulator not once.</p>
+<p><b>3 Pretraining.</b> Trains the emulator. The grid shows the emulator over training against the simulator
+on fixed parameter sets (with |emulator − simulator| beside them), next to the losses and the held-out
+fidelity. When it ends, the status line gives the emulator's verdict: good (good enough to calibrate with),
+rough or poor (train it longer). <b>Load emulator…</b> uses one trained before.</p>
+<p><b>4 Calibration.</b> Trains the generator through the emulator. One histogram per parameter shows the
+generated parameters (blue) over the true per-image values (grey, in a closure test) and the default value
+(red dashes); the table gives the best-match mean and std against the truth, the bias in true σ and the std
+ratio. An orange note warns before Start when the emulator is rough or poor, and a red
+"Not converged" warning appears when the result's own image-space check fails.</p>
+<p><b>5 Results.</b> The best-match table, the correlations and the provenance. <b>Export best-match
+parameters…</b> (Ctrl+E) writes the result JSON with the samples CSV beside it; <b>Export emulator…</b> saves
+the emulator; <b>Save plots as PNG…</b> saves a picture of every panel.</p>
+<h3>Runs</h3>
+<p>Each run panel has <b>Start</b>, <b>Continue</b> (trains the last run further), <b>Pause</b> and <b>Stop</b>;
+the Run menu and the toolbar have them too: Start (Ctrl+R), Pause / resume (Ctrl+P), Stop (Ctrl+.). Stop ends the
+run after the current iteration and keeps what it reached. The toolbar's device box picks the CPU or a GPU.</p>
+<h3>Projects</h3>
+<p><b>File ▸ Save project</b> (Ctrl+S) writes the whole calibration to one .magan file: true images, emulator,
+settings, curves and result. <b>File ▸ Open project</b> (Ctrl+O) reopens it, to look at or to Continue;
+<b>File ▸ Open Recent</b> lists the last projects. Each finished stage is also autosaved: after a crash, or work
+closed without saving, <b>File ▸ Recover the autosave</b> brings it back.</p>
+<h3>Without a window</h3>
+<p>The same engine runs headless with the <code>magan</code> command: <code>magan example</code> runs this
+closure test, and <code>magan simulate</code>, <code>magan bank</code>, <code>magan pretrain</code> and
+<code>magan calibrate</code> run the steps one by one. <code>magan --help</code> lists them all.</p>
+"""
 
 
 def _divergence(result: Any) -> str | None:
@@ -160,13 +214,28 @@ class MainWindow(QMainWindow):
                          "Reopen the project written at the end of the last finished stage (after a crash, or "
                          "work closed without saving)")
         quit_action = action("&Quit", "Ctrl+Q", self.close, "Close magan-gui")
+        self.recent_menu = QMenu("Open Re&cent", self)
+        self.recent_menu.setStatusTip("Reopen one of the last projects saved or opened")
+        # another window may have changed the shared list since this one last drew it
+        self.recent_menu.aboutToShow.connect(self._rebuild_recent_menu)
+        self._rebuild_recent_menu()
         file_menu = self.menuBar().addMenu("&File")
-        for a in (open_project, save_project, recover, None, load_true, load_emulator, None, self.export_action,
-                  export_emulator, pictures, None, quit_action):
+        for a in (open_project, self.recent_menu.menuAction(), save_project, recover, None, load_true,
+                  load_emulator, None, self.export_action, export_emulator, pictures, None, quit_action):
             file_menu.addSeparator() if a is None else file_menu.addAction(a)
         run_menu = self.menuBar().addMenu("&Run")
         for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action):
             run_menu.addAction(a)
+        self.quick_start_action = action("&Quick start", "F1", self.show_quick_start,
+                                         "A short guide to the panels, runs and projects")
+        self.about_action = action("&About magan-gui", "", self.show_about,
+                                   "Versions, the device in use and where the README is")
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.quick_start_action)
+        help_menu.addAction(self.about_action)
+        self.quick_start_dialog: QDialog | None = None   # built on first use, then shown again
+        self.about_dialog: QDialog | None = None
+        self.about_label: QLabel | None = None
         toolbar = QToolBar("Run")
         toolbar.setObjectName("run-toolbar")
         for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action, self.export_action):
@@ -377,6 +446,107 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"saved {len(paths)} pictures to {folder}", 8000)
         return paths
 
+    # -- help ---------------------------------------------------------------------------------------
+    def _closable_dialog(self, title: str, content: QWidget) -> QDialog:
+        """A non-modal dialog holding ``content`` above a Close button (Esc closes it too)."""
+        dialog = QDialog(self)
+        dialog.setWindowTitle(title)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(content, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout.addWidget(buttons)
+        return dialog
+
+    def show_quick_start(self) -> QDialog:
+        """Help ▸ Quick start: the workflow in a few paragraphs, beside the window (never modal)."""
+        if self.quick_start_dialog is None:
+            browser = QTextBrowser()
+            browser.setObjectName("quick-start-text")
+            browser.setHtml(QUICK_START_HTML)
+            self.quick_start_dialog = self._closable_dialog("magan-gui quick start", browser)
+            self.quick_start_dialog.resize(640, 520)
+        self.quick_start_dialog.show()
+        self.quick_start_dialog.raise_()
+        self.quick_start_dialog.activateWindow()
+        return self.quick_start_dialog
+
+    def about_text(self) -> str:
+        """What Help ▸ About says: the versions, the device in use and the README's path."""
+        readme = (f'<a href="{README_PATH.as_uri()}">{html.escape(str(README_PATH))}</a>' if README_PATH.is_file()
+                  else "not installed with this copy")
+        return (f"<h3>magan-gui {__version__}</h3>"
+                "<p>Calibration of simulators with a model-assisted GAN "
+                "(Alonso-Monsalve &amp; Whitehead, IEEE TNNLS 2020).</p>"
+                f"<p>torch {torch.__version__}<br>device in use: {html.escape(self.session.device)}<br>"
+                f"README: {readme}</p>")
+
+    def show_about(self) -> QDialog:
+        """Help ▸ About magan-gui (a plain dialog: message boxes are the window's error reports)."""
+        if self.about_dialog is None:
+            self.about_label = QLabel()
+            self.about_label.setObjectName("about-text")
+            self.about_label.setWordWrap(True)
+            self.about_label.setOpenExternalLinks(True)
+            self.about_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+            self.about_dialog = self._closable_dialog("About magan-gui", self.about_label)
+        self.about_label.setText(self.about_text())   # the device may have changed since last time
+        self.about_dialog.show()
+        self.about_dialog.raise_()
+        self.about_dialog.activateWindow()
+        return self.about_dialog
+
+    # -- recent projects ------------------------------------------------------------------------------
+    def recent_projects(self) -> list[str]:
+        """The last projects saved or opened, most recent first."""
+        text = self.settings.value(RECENT_PROJECTS_KEY)
+        try:
+            paths = json.loads(str(text)) if text else []
+        except ValueError:
+            return []   # an unreadable entry: start a new list rather than fail
+        return [p for p in paths if isinstance(p, str)][:MAX_RECENT_PROJECTS] if isinstance(paths, list) else []
+
+    def _set_recent_projects(self, paths: list[str]) -> None:
+        self.settings.setValue(RECENT_PROJECTS_KEY, json.dumps(paths[:MAX_RECENT_PROJECTS]))
+        self.settings.sync()   # a crash later in the session keeps the list
+        self._rebuild_recent_menu()
+
+    def _remember_project(self, path: str) -> None:
+        """Put ``path`` first in File ▸ Open Recent (the autosave is reached by File ▸ Recover instead)."""
+        path = str(Path(path).absolute())
+        if Path(path) == self.autosave_path.absolute():
+            return
+        self._set_recent_projects([path] + [p for p in self.recent_projects() if p != path])
+
+    def clear_recent_projects(self) -> None:
+        """File ▸ Open Recent ▸ Clear list."""
+        self._set_recent_projects([])
+
+    def open_recent_project(self, path: str) -> bool:
+        """Open a project of File ▸ Open Recent; one whose file is gone leaves the list."""
+        if not Path(path).is_file():
+            self._set_recent_projects([p for p in self.recent_projects() if p != path])
+            self.show_error(f"{path} no longer exists: it was removed from File ▸ Open Recent")
+            return False
+        return self.open_project(path)
+
+    def _rebuild_recent_menu(self) -> None:
+        # not clear(): that deletes at once the entry whose triggered signal may be running (it opened a project)
+        for old_entry in self.recent_menu.actions():
+            self.recent_menu.removeAction(old_entry)
+            old_entry.deleteLater()
+        paths = self.recent_projects()
+        for number, path in enumerate(paths, start=1):
+            label = f"{Path(path).name}   ({Path(path).parent})".replace("&", "&&")  # a lone '&' marks a key
+            entry = self.recent_menu.addAction(f"&{number}  {label}")
+            entry.setData(path)
+            entry.setStatusTip(path)
+            entry.triggered.connect(lambda _checked=False, p=path: self.open_recent_project(p))
+        if not paths:
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("&Clear list", self.clear_recent_projects).setEnabled(bool(paths))
+
     # -- projects -------------------------------------------------------------------------------------
     def choose_project_to_save(self) -> None:
         """Ask where to save the project (the dialog confirms overwriting)."""
@@ -407,6 +577,7 @@ class MainWindow(QMainWindow):
             return False
         self.project_path = path
         self.setWindowModified(False)
+        self._remember_project(path)
         self.statusBar().showMessage(f"project saved to {path}", 8000)
         return True
 
@@ -477,6 +648,7 @@ class MainWindow(QMainWindow):
         recovered = Path(path) == self.autosave_path
         self.project_path = None if recovered else path     # Save never writes over the autosave
         self.setWindowModified(recovered)
+        self._remember_project(path)
         self.statusBar().showMessage(f"{'recovered the autosave' if recovered else 'opened project'} {path}", 8000)
         return True
 
@@ -563,4 +735,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._save_state()
+        for dialog in (self.quick_start_dialog, self.about_dialog):   # help outlives no window
+            if dialog is not None:
+                dialog.close()
         event.accept()
