@@ -172,7 +172,8 @@ class MainWindow(QMainWindow):
         self.bank_panel.start_requested.connect(lambda job: self.run_job(self.bank_panel, job))
         self.bank_panel.stop_requested.connect(self.stop)
         self.true_panel.job_requested.connect(lambda job: self.run_job(self.true_panel, job))
-        self.results_panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        for panel in (self.results_panel, self.pretrain_panel, self.calibrate_panel):
+            panel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.session.notice.connect(lambda text: self.statusBar().showMessage(text, 15000))
         # a trained (or loaded) emulator and a calibration result are the work a project keeps
         self.session.simulator_changed.connect(self._recall_run_settings)  # after the panels' preset defaults

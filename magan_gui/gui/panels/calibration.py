@@ -34,6 +34,7 @@ class CalibrationPanel(RunPanel):
     """Panel 3: histograms per parameter against the references, the live table, images and losses."""
 
     stage = "calibrate"
+    run_name = "calibration"
     preparing = "starting: simulating the evaluation images before the first iteration…"
 
     def __init__(self, session: Session, parent: QWidget | None = None):
@@ -82,7 +83,8 @@ class CalibrationPanel(RunPanel):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.images = ImageGrid("simulated from generated parameters vs true")
+        self.images = ImageGrid("simulated from generated parameters")  # the caption names the true column
+        self.add_export(self.images, "calibration images", array=lambda: self.images.last_array)
         self.hist_area = QWidget()
         self.hist_layout = QGridLayout(self.hist_area)
         self.hist_layout.setContentsMargins(0, 0, 0, 0)
@@ -132,6 +134,7 @@ class CalibrationPanel(RunPanel):
             h = ParameterHistogram(p.label, p.low, p.high, p.default)
             h.setToolTip(f"{p.name}: generator samples (blue) against the true per-image values (grey, closure "
                          f"test) and the default simulation's value {p.default} (red dashes)")
+            self.add_export(h, f"calibration histogram of {p.name}", table=h.table)
             self.hist_layout.addWidget(h, i // cols, i % cols)
             self.histograms.append(h)
         self.table.setRowCount(n)

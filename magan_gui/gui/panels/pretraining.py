@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -22,7 +23,7 @@ from ...core.emulator import TrainedEmulator
 from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, emulator_verdict
 from ...core.progress import PretrainSnapshot
 from ..session import Session
-from ..widgets import ImageGrid
+from ..widgets import ColourScale, ImageGrid
 from .run_panel import RunPanel
 
 MAX_HISTORY_COLUMNS = 6
@@ -40,6 +41,8 @@ class PretrainingPanel(RunPanel):
     """Panel 2: the emulator against the simulator on fixed parameter sets, losses and fidelity."""
 
     stage = "pretrain"
+    run_name = "pretraining"
+
     @property
     def preparing(self) -> str:
         """What the run does before its first iteration."""
@@ -76,20 +79,34 @@ class PretrainingPanel(RunPanel):
         self.controls.addStretch(1)
 
         self.grid = ImageGrid("emulator over training vs simulator")
+        # every column, the difference included, is drawn over the grid's fixed levels: the scale says so
+        low, high = self.grid.levels
+        self.difference_scale = ColourScale(self.grid, "colours (every column):", "largest |difference|")
+        self.difference_scale.setToolTip(
+            f"The images and the |emulator − simulator| column share one fixed colour scale, {low:g} to {high:g} "
+            "(images in [0, 1]); the marker shows the largest difference in the snapshot shown")
         self.losses.setLogMode(y=True)  # a pixel MSE spans decades
         self.difference = QCheckBox("show |emulator − simulator|")
         self.difference.setChecked(True)
         self.difference.setToolTip("Add a column with the absolute pixel difference of the latest emulator")
         self.fidelity = pg.PlotWidget(background="w")
         self.fidelity_title = "pixel MSE"
-        self.fidelity.setTitle("held-out pixel MSE (images in [-1, 1])", color="#222", size="10pt")
+        self.fidelity.setTitle("held-out pixel MSE", color="#222", size="10pt")
+        self.fidelity.setLabel("left", "images in [-1, 1]")  # the scale the figure is measured on, in exports too
+        self.fidelity.getAxis("left").enableAutoSIPrefix(False)  # a log axis reads 0.09, not 9·10¹ (x0.001)
         self.fidelity.setLogMode(y=True)
         self.fidelity.setLabel("bottom", "iteration")
         self.fidelity.showGrid(x=True, y=True, alpha=0.2)
         self.fidelity_curve = self.fidelity.plot([], [], pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=4)
+        self.fidelity_points: tuple[list[int], list[float]] = ([], [])  # as measured (the plot holds log10 of them)
+        self.add_export(self.grid, "pretraining images", array=lambda: self.grid.last_array)
+        self.add_export(self.fidelity, "pretraining fidelity", table=self._fidelity_table)
 
+        grid_column = QVBoxLayout()
+        grid_column.addWidget(self.grid, 1)
+        grid_column.addWidget(self.difference_scale)
         right = QGridLayout()
-        right.addWidget(self.grid, 0, 0, 2, 1)
+        right.addLayout(grid_column, 0, 0, 2, 1)
         right.addWidget(self.losses, 0, 1)
         right.addWidget(self.fidelity, 1, 1)
         options = QHBoxLayout()
@@ -162,11 +179,13 @@ class PretrainingPanel(RunPanel):
         columns = [self.snapshots[i].emulated for i in picks] + [snap.simulated]
         caption = "emulator at iterations " + ", ".join(str(self.snapshots[i].iteration) for i in picks)
         caption += "; simulator"
+        difference = np.abs(snap.emulated - snap.simulated)
         if self.difference.isChecked():
-            columns.append(np.abs(snap.emulated - snap.simulated))
+            columns.append(difference)
             caption += "; |difference|"
         rows = [[col[r] for col in columns] for r in range(columns[0].shape[0])]
         self.grid.set_rows(rows, caption)
+        self.difference_scale.mark(float(difference.max()) if self.difference.isChecked() else None)
         self._draw_fidelity([m for m in self.metrics_log if m[0] <= snap.iteration])
 
     def _draw_fidelity(self, metrics: list) -> None:
@@ -174,7 +193,13 @@ class PretrainingPanel(RunPanel):
         points = {int(m.get("fidelity_iteration", step)): m["fidelity_mse"] for step, m in metrics
                   if "fidelity_mse" in m}
         steps = sorted(points)
-        self.fidelity_curve.setData(steps, [points[k] for k in steps])
+        self.fidelity_points = (steps, [points[k] for k in steps])
+        self.fidelity_curve.setData(*self.fidelity_points)
+
+    def _fidelity_table(self) -> tuple[list[str], list[list]]:
+        """The plotted evaluations: iteration and the held-out figure."""
+        steps, values = self.fidelity_points
+        return ["iteration", f"held-out {self.fidelity_title}"], [list(row) for row in zip(steps, values)]
 
     def describe(self, snap: PretrainSnapshot) -> str:
         text = super().describe(snap)
@@ -182,7 +207,7 @@ class PretrainingPanel(RunPanel):
             text += f" · held-out {snap.fidelity_metric} {snap.fidelity_mse:.5f}"
         if snap.fidelity_metric != self.fidelity_title:
             self.fidelity_title = snap.fidelity_metric
-            self.fidelity.setTitle(f"held-out {snap.fidelity_metric} (images in [-1, 1])", color="#222", size="10pt")
+            self.fidelity.setTitle(f"held-out {snap.fidelity_metric}", color="#222", size="10pt")
         return text
 
     def restore_history(self, history: dict) -> None:

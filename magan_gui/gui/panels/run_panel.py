@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -20,7 +20,7 @@ from ...core import workflow
 from ...core.errors import TrainingError
 from ...core.progress import Snapshot, format_seconds
 from ..session import Session
-from ..widgets import LossPlot, SmoothingControl, StepScrubber
+from ..widgets import LossPlot, PlotExport, SmoothingControl, StepScrubber
 
 # Snapshots whose images and samples are kept for the scrubber (about 40 kB each for calibration)
 MAX_KEPT_SNAPSHOTS = 300
@@ -38,8 +38,10 @@ class RunPanel(QWidget):
     resume_requested = Signal()
     stop_requested = Signal()
     error = Signal(str)
+    message = Signal(str)  # what was done, for the status bar (e.g. where a plot was exported)
 
     stage = ""
+    run_name = ""  # what the run is called in file names and messages ("pretraining")
     # shown from Start until the first snapshot: with a slow simulator this set-up takes minutes
     preparing = "starting…"
     snapshot_seconds = 0.5   # the engine reports at most twice a second: drawing leaves the training its cores
@@ -66,8 +68,13 @@ class RunPanel(QWidget):
         self.progress.setFormat("%v / %m iterations")
         self.status = QLabel("idle")
         self.status.setWordWrap(True)
+        self.saved = QLabel("")  # the last export's path: the status line belongs to the run
+        self.saved.setWordWrap(True)
+        self.saved.setStyleSheet("color: #555")
+        self.saved.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.scrubber = StepScrubber()
-        self.losses = LossPlot("losses (every iteration; thick: moving average)")
+        self.losses = LossPlot("losses; thick: moving average")  # short: the title row holds the Export… button
+        self.losses.setToolTip("Every iteration's logged loss (thin) and its moving average (thick)")
         self.smoothing = SmoothingControl([self.losses])
 
         self.settings = QFormLayout()
@@ -81,6 +88,7 @@ class RunPanel(QWidget):
         self.controls.addLayout(buttons)
         self.controls.addWidget(self.progress)
         self.controls.addWidget(self.status)
+        self.controls.addWidget(self.saved)
         self.controls_widget = QWidget()
         self.controls_widget.setLayout(self.controls)
         self.controls_widget.setMaximumWidth(360)
@@ -92,7 +100,19 @@ class RunPanel(QWidget):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_requested)
         self.scrubber.moved.connect(self.show_snapshot)
+        self.add_export(self.losses, f"{self.run_name} losses", table=self.losses.table)
         self.set_running(False)
+
+    def add_export(self, plot, name: str, table=None, array=None) -> PlotExport:
+        """Give ``plot`` its "Export…" button, reporting here: failures as errors, the path written below the status."""
+        export = PlotExport(plot, name, table=table, array=array)
+        export.failed.connect(self.error)
+        export.written.connect(self._exported)
+        return export
+
+    def _exported(self, path: str) -> None:
+        self.saved.setText(f"exported {path}")
+        self.message.emit(f"exported {path}")
 
     # -- run state ------------------------------------------------------------------------------------
     def add_common_settings(self, iterations_tip: str, batch_tip: str, seed_tip: str,
