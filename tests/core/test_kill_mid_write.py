@@ -22,9 +22,9 @@ from magan_gui.core.project import Project
 
 folder = sys.argv[1]
 version = 0
-print("ready", flush=True)
 while True:
     version += 1
+    print(f"writing {version}", flush=True)   # the test kills a few milliseconds after such a line
     # a few megabytes each, so a kill lands inside a write often
     save_checkpoint(f"{folder}/run.pt", {"kind": "calibration", "version": version,
                                          "weights": torch.full((600_000,), float(version))})
@@ -49,8 +49,13 @@ def test_files_killed_mid_write_are_the_old_or_the_new_version(tmp_path):
         folder.mkdir()
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=REPO_ROOT,
                                 stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.1, 0.8))
+        target = rng.choice([2, 3])
+        for line in proc.stdout:
+            if line.strip() == f"writing {target}":
+                break
+        else:
+            raise AssertionError(f"the writer ended by itself (exit {proc.wait()})")
+        time.sleep(rng.uniform(0.0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         # a kill inside a write leaves its temporary file, never a torn real one
