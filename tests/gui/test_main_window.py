@@ -611,6 +611,15 @@ def test_a_diverging_pretraining_says_so_and_keeps_a_finite_emulator(qtbot, wind
     preset = tmp_path / "hot.toml"
     preset.write_text("[pretrain]\nlr_emulator = 1e6\n")
     window.session.preset = str(preset)
+    texts = pretrain_until_it_fails(qtbot, window, wait_run)
+    assert len(texts) == 1 and "diverged" in texts[0] and "NaN or infinite" in texts[0]
+    panel = window.pretrain_panel
+    assert panel.status.text() == "diverged before it learnt anything: no emulator was kept"
+    assert window.session.emulator is None and panel.start_button.isEnabled()
+
+
+def pretrain_until_it_fails(qtbot, window, wait_run) -> list[str]:
+    """Start a tiny pretraining that is to fail; return the error boxes' texts (closed, as OK clicks)."""
     panel = window.pretrain_panel
     window.tabs.setCurrentWidget(panel)
     set_tiny(panel)
@@ -618,10 +627,7 @@ def test_a_diverging_pretraining_says_so_and_keeps_a_finite_emulator(qtbot, wind
     qtbot.waitUntil(lambda: not window.busy, timeout=60000)
     wait_run(window)
     assert window.state_label.text() == "failed"
-    assert panel.status.text() == "diverged before it learnt anything: no emulator was kept"
-    texts = close_message_boxes(window)
-    assert len(texts) == 1 and "diverged" in texts[0] and "NaN or infinite" in texts[0]
-    assert window.session.emulator is None and panel.start_button.isEnabled()
+    return close_message_boxes(window)
 
 
 def test_out_of_memory_in_a_run_leaves_a_usable_window(qtbot, window, wait_run, monkeypatch):
@@ -631,17 +637,10 @@ def test_out_of_memory_in_a_run_leaves_a_usable_window(qtbot, window, wait_run, 
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(Pretrainer, "step", no_memory)
-    panel = window.pretrain_panel
-    window.tabs.setCurrentWidget(panel)
-    set_tiny(panel)
-    click(qtbot, panel.start_button)
-    qtbot.waitUntil(lambda: not window.busy, timeout=60000)
-    wait_run(window)
-    assert window.state_label.text() == "failed"
-    texts = close_message_boxes(window)
+    texts = pretrain_until_it_fails(qtbot, window, wait_run)
     assert len(texts) == 1 and "ran out of" in texts[0] and "batch size (now 16)" in texts[0]
     monkeypatch.undo()  # memory again: the same window runs the next pretraining to its end
     with qtbot.waitSignal(window.session.emulator_changed, timeout=60000):
-        click(qtbot, panel.start_button)
+        click(qtbot, window.pretrain_panel.start_button)
     wait_run(window)
     assert window.state_label.text() == "finished"
