@@ -190,6 +190,10 @@ def format_summary(result: dict[str, Any]) -> str:
     lines.append(f"{result['n_samples']} samples pooled from the generators of iterations {pooled} of "
                  f"{cal['iterations']} (image distance {cal['image_distance']:.4f}); "
                  f"{result['wall_time_s']:.0f} s on {result['device']}")
+    check = result.get("image_check")
+    if check is not None:
+        lines.append(f"image check: {check['ratio']:.2f} times the true images' own difference (limit "
+                     f"{check['limit']:g}): {'converged' if result['converged'] else 'NOT CONVERGED'}")
     if "simulations" in result:
         sims = result["simulations"]
         lines.append(f"simulator images consumed: {sims['total']:,} (bank {sims['bank']:,}, pretraining "

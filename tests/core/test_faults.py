@@ -14,6 +14,7 @@ from magan_gui.core.checkpoints import CheckpointError, load_checkpoint, save_ch
 from magan_gui.core.emulator import TrainedEmulator
 from magan_gui.core.pretraining import Pretrainer
 from magan_gui.core.project import Project
+from magan_gui.core.results import format_summary
 from magan_gui.core.training import OutOfMemory
 from tests.conftest import tiny_pretrain_config
 
@@ -97,6 +98,9 @@ def test_a_calibration_far_from_the_truth_is_marked_not_converged(lines, lines_t
     check = result["image_check"]
     assert result["converged"] is False and check["ratio"] > check["limit"]
     assert "not converged" in check["note"]
+    summary = format_summary(result)
+    assert f"image check: {check['ratio']:.2f} times the true images' own difference (limit 3): NOT CONVERGED" \
+        in summary and "  NOT CONVERGED: its images differ" in summary
 
 
 def test_the_noise_floor_of_true_images_is_below_the_limit(lines, lines_true, tiny_emulator):
