@@ -249,6 +249,8 @@ def speed_or_memory(args) -> int:
               f"{next(i for i, _ in rss if i >= 1000)}, at most {max(after):.0f} MiB after it, {rss[-1][1]:.0f} MiB "
               f"at the end: growth after the first 1,000 iterations {max(after) - after[0]:.0f} MiB "
               f"({len(window.calibrate_panel.snapshots)} snapshots kept, {len(panel.metrics_log)} received)")
+        step = max(1, len(rss) // 12)
+        print("resident memory by iteration (MiB): " + ", ".join(f"{i}: {m:.0f}" for i, m in rss[::step] + rss[-1:]))
     else:
         cli, app = [], []
         for repeat in range(args.repeats):
