@@ -192,7 +192,7 @@ class TrainingRun(Generic[Result]):
         wall0, last_checkpoint = self.wall_time, time.perf_counter()
         started_at, stopped = self.iteration, False
         finite = torch.ones((), dtype=torch.bool, device=self.device)
-        self.last_good = last_good = payload_to_cpu(self.checkpoint_payload())
+        self.last_good = payload_to_cpu(self.checkpoint_payload())
         self.set_training(True)
         while self.iteration < cfg.iterations:
             if control is not None and not control.proceed():
@@ -206,7 +206,7 @@ class TrainingRun(Generic[Result]):
             snapshot = log.due(self.iteration)
             checkpoint = bool(checkpoint_path) and time.perf_counter() - last_checkpoint > cfg.checkpoint_seconds
             if (evaluate or snapshot or checkpoint) and not self._finite(finite):
-                self._fall_back(last_good)
+                self._fall_back()
                 stopped = True
                 break
             if evaluate:
@@ -214,15 +214,15 @@ class TrainingRun(Generic[Result]):
             if snapshot:
                 log.emit(self.iteration, kind=self.snapshot_type, **self._counts(), **self.snapshot_fields())
             if evaluate or checkpoint:  # the state to go back to should the run diverge later
-                self.last_good = last_good = payload_to_cpu(self.checkpoint_payload())
+                self.last_good = payload_to_cpu(self.checkpoint_payload())
             if checkpoint:
-                save_checkpoint(checkpoint_path, last_good)
+                save_checkpoint(checkpoint_path, self.last_good)
                 last_checkpoint = time.perf_counter()
         if self.diverged is None and self.last_evaluated != self.iteration:
             if self._finite(finite):
                 self._evaluate()
             else:
-                self._fall_back(last_good)
+                self._fall_back()
                 stopped = True
         self.set_training(False)
         if checkpoint_path and (self.diverged is None or self.iteration > started_at):
@@ -239,10 +239,10 @@ class TrainingRun(Generic[Result]):
                                     for p in net.parameters()]
         return bool(torch.stack(checks).all())
 
-    def _fall_back(self, last_good: dict[str, Any]) -> None:
+    def _fall_back(self) -> None:
         """Go back to ``last_good`` after a divergence found at this iteration, and say so in ``diverged``."""
         found_at, made = self.iteration, self.simulations
-        self.restore(last_good, "the last finite state")
+        self.restore(self.last_good, "the last finite state")
         self.simulations = made  # the images made since were still consumed
         self.diverged = (f"{self.title} diverged: a loss or weight became NaN or infinite by iteration {found_at}; "
                          f"the run went back to iteration {self.iteration}, its last finite state")
