@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from PySide6.QtCore import QSettings, Qt, QThread
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -47,7 +47,7 @@ from .panels.results import ResultsPanel
 from .panels.run_panel import RunPanel
 from .panels.true_images import TrueImagesPanel
 from .session import Session
-from .worker import EngineWorker, keep_gui_thread_serial, start_worker, training_threads
+from .worker import EngineWorker, keep_gui_thread_serial, release_free_memory, start_worker, training_threads
 
 RECENT_PROJECTS_KEY = "recent_projects"   # a JSON list: an ini file reads a one-item list back as a string
 MAX_RECENT_PROJECTS = 8
@@ -134,6 +134,9 @@ class MainWindow(QMainWindow):
         self.worker: EngineWorker | None = None
         self.thread: QThread | None = None
         self.active: Any = None            # the panel whose job runs
+        self.memory_timer = QTimer(self)   # during a run: freed heap pages back to the system now and then
+        self.memory_timer.setInterval(10_000)
+        self.memory_timer.timeout.connect(release_free_memory)
         self.last_error = ""
         self.state = RunState.IDLE
 
@@ -304,6 +307,7 @@ class MainWindow(QMainWindow):
             return
         self.active = panel
         self.worker, self.thread = start_worker(job, self, training_threads())
+        self.memory_timer.start()
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.stage_done.connect(self._on_stage_done)
         self.worker.finished.connect(self._on_finished)
@@ -379,6 +383,8 @@ class MainWindow(QMainWindow):
 
     def _on_thread_finished(self) -> None:
         self.worker, self.thread = None, None
+        self.memory_timer.stop()
+        release_free_memory()
         self._set_busy(False, self.state)
 
     def _set_busy(self, busy: bool, state: RunState) -> None:

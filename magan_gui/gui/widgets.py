@@ -78,18 +78,30 @@ class LossPlot(pg.PlotWidget):
         # long runs log every iteration: draw at most about a point per pixel (peaks kept)
         self.setDownsampling(auto=True, mode="peak")
         self.setClipToView(True)
-        self.steps = np.zeros(0, np.int64)
-        self.values: dict[str, np.ndarray] = {}
+        # every iteration's losses, in buffers that double when full: a long run's curves are not copied
+        # whole at each snapshot (growing copies fragmented the heap: resident memory crept up)
+        self._steps = np.zeros(0, np.int64)
+        self._values: dict[str, np.ndarray] = {}
+        self._count = 0
         self.raw: dict[str, pg.PlotDataItem] = {}
         self.smooth: dict[str, pg.PlotDataItem] = {}
         self.window = 50
         self.smoothing = True
         self.limit_step: int | None = None
 
+    @property
+    def steps(self) -> np.ndarray:
+        """Every logged step (a view of the buffer)."""
+        return self._steps[:self._count]
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        """Every logged step's value of each loss, NaN where a loss was not logged (views of the buffers)."""
+        return {key: buffer[:self._count] for key, buffer in self._values.items()}
+
     def clear_data(self) -> None:
         """Forget all curves (a new run)."""
-        self.steps = np.zeros(0, np.int64)
-        self.values = {}
+        self._steps, self._values, self._count = np.zeros(0, np.int64), {}, 0
         for item in list(self.raw.values()) + list(self.smooth.values()):
             self.removeItem(item)
         self.raw, self.smooth = {}, {}
@@ -99,12 +111,20 @@ class LossPlot(pg.PlotWidget):
         """Add the steps and losses of one snapshot and redraw."""
         if len(steps) == 0:
             return
-        n_old = len(self.steps)
-        self.steps = np.concatenate([self.steps, steps])
-        for key in set(self.values) | set(losses):
-            old = self.values.get(key, np.full(n_old, np.nan, np.float32))
-            new = losses.get(key, np.full(len(steps), np.nan, np.float32))
-            self.values[key] = np.concatenate([old, new])
+        start, end = self._count, self._count + len(steps)
+        if end > len(self._steps):
+            capacity = max(1024, 2 * len(self._steps), end)
+            self._steps = np.resize(self._steps, capacity)
+            for key, buffer in self._values.items():
+                grown = np.full(capacity, np.nan, np.float32)
+                grown[:start] = buffer[:start]
+                self._values[key] = grown
+        self._steps[start:end] = steps
+        for key in set(self._values) | set(losses):
+            if key not in self._values:
+                self._values[key] = np.full(len(self._steps), np.nan, np.float32)
+            self._values[key][start:end] = losses.get(key, np.nan)
+        self._count = end
         self.redraw()
 
     def set_smoothing(self, enabled: bool, window: int | None = None) -> None:

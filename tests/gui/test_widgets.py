@@ -157,3 +157,23 @@ def test_leak_check_sees_a_shown_parentless_widget(qapp):
         stray.deleteLater()
         flush_events()
     assert new_visible_top_levels(before) == []
+
+
+def test_loss_curves_grow_in_place_through_a_long_run(qtbot):
+    from magan_gui.gui.widgets import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    buffers = set()
+    for start in range(0, 30_000, 300):   # 100 snapshots of 300 iterations; a second loss from step 15,000
+        steps = np.arange(start + 1, start + 301)
+        losses = {"a": np.full(300, 1.0, np.float32)}
+        if start >= 15_000:
+            losses["b"] = np.full(300, 2.0, np.float32)
+        plot.append(steps, losses)
+        buffers.add(id(plot._steps))
+    assert np.array_equal(plot.steps, np.arange(1, 30_001))
+    assert np.all(plot.values["a"] == 1.0)
+    b = plot.values["b"]
+    assert np.isnan(b[:15_000]).all() and np.all(b[15_000:] == 2.0)
+    assert len(buffers) <= 7, "the buffers were copied at every snapshot"   # 1024 doubling to 30,000: 6 sizes
