@@ -155,3 +155,15 @@ def test_running_out_of_memory_before_any_evaluation_leaves_the_old_file(lines, 
     with pytest.raises(OutOfMemory, match="is as it was"):
         trainer.run(checkpoint_path=path)
     assert path.read_bytes() == tiny_emulator_path.read_bytes()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_real_cuda_out_of_memory_names_the_batch_size(lines, tmp_path):
+    # a batch of 2^22 lines images asks the emulator for hundreds of GiB of activations
+    trainer = Pretrainer(lines, tiny_pretrain_config(iterations=5, batch_size=2**22), "cuda")
+    expected = r"ran out of CUDA memory at iteration 0: lower the batch size \(now 4194304\)"
+    with pytest.raises(OutOfMemory, match=expected):
+        trainer.run(checkpoint_path=tmp_path / "emulator.pt")
+    assert not (tmp_path / "emulator.pt").exists()
+    torch.cuda.empty_cache()
+    assert Pretrainer(lines, tiny_pretrain_config(iterations=3), "cuda").run().meta["iteration"] == 3
