@@ -391,8 +391,7 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         distance = self.image_distance()
         self.history["eval_step"].append(self.iteration)
         self.history["image_distance"].append(distance)
-        state = {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
-        self.candidates.append((distance, self.iteration, state))
+        self.candidates.append((distance, self.iteration, self._averaged_weights()))
         self.candidates.sort(key=lambda c: (not self._in_pool_window(c[1]), c[0]))
         del self.candidates[self.pool_size:]
 
@@ -421,11 +420,14 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
     def trained_networks(self) -> list[torch.nn.Module]:
         return [self.generator, self.generator_avg, self.discriminator]
 
+    def _averaged_weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the averaged generator's weights as they are now (a pooling candidate)."""
+        return {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
+
     def finish(self, stopped: bool) -> CalibrationOutcome:
         """Pool the best evaluated generators' samples into the result."""
         if not self.candidates:  # diverged before its first evaluation: the averaged generator as it is
-            state = {k: v.detach().clone() for k, v in self.generator_avg.state_dict().items()}
-            self.candidates = [(float("nan"), self.iteration, state)]
+            self.candidates = [(float("nan"), self.iteration, self._averaged_weights())]
         return CalibrationOutcome(samples=self._pooled_samples(self.config.n_samples, seed=self.config.seed + 2),
                                   iteration=self.iteration, chosen_iterations=sorted(c[1] for c in self.candidates),
                                   image_distance=float(np.mean([c[0] for c in self.candidates])),

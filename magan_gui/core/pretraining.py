@@ -184,6 +184,18 @@ def emulator_verdict(meta: dict[str, Any]) -> tuple[str, str]:
                      f"({reference:.4f}): {VERDICTS[verdict]}")
 
 
+def resolved_mode(simulator: LoadedSimulator, mode: str) -> str:
+    """The mode ``auto`` stands for with this simulator: ``energy`` for a black-box stochastic one, else ``pixel``."""
+    if mode != "auto":
+        return mode
+    return "energy" if simulator.stochastic and not simulator.shares_noise else "pixel"
+
+
+def starts_to_try(simulator: LoadedSimulator, config: PretrainConfig) -> int:
+    """How many initialisations a fresh pretraining from a bank tries: ``bank_starts`` in the pixel modes, else 1."""
+    return config.bank_starts if resolved_mode(simulator, config.mode) in ("pixel", "siamese+pixel") else 1
+
+
 class Pretrainer(TrainingRun[TrainedEmulator]):
     """One pretraining run; resumable from the emulator file it writes.
 
@@ -216,9 +228,7 @@ class Pretrainer(TrainingRun[TrainedEmulator]):
         self.simulator, self.space, self.bank = simulator, simulator.space, bank
         self.common_noise = simulator.shares_noise
         black_box_stochastic = simulator.stochastic and not self.common_noise
-        self.mode = config.mode
-        if self.mode == "auto":
-            self.mode = "energy" if black_box_stochastic else "pixel"
+        self.mode = resolved_mode(simulator, config.mode)
         if black_box_stochastic and self.mode in ("pixel", "siamese+pixel"):
             raise ConfigError(f"simulator {simulator.name!r} is stochastic and cannot share its random draws, so a "
                               "pixel loss would only learn the average image; use --mode energy")
@@ -495,10 +505,9 @@ def choose_start(simulator: LoadedSimulator, config: PretrainConfig, device: tor
     run is the same as one begun from that initialisation.  A stop or pause during the trial is obeyed.
     """
     scores: list[float] = []
-    for start in range(config.bank_starts if config.bank_starts > 1 else 0):
+    starts = starts_to_try(simulator, config)
+    for start in range(starts if starts > 1 else 0):
         trainer = Pretrainer(simulator, replace(config, start=start), device, bank)
-        if trainer.mode not in ("pixel", "siamese+pixel"):
-            break
         for _ in range(config.start_iterations):
             if control is not None and not control.proceed():
                 return (int(np.argmin(scores)), scores) if scores else (config.start, [])

@@ -33,6 +33,11 @@ from .simulators import LoadedSimulator
 Result = TypeVar("Result")
 
 
+def saved_iteration(state: dict[str, Any]) -> int:
+    """The iteration a saved run (a checkpoint payload) stopped at."""
+    return int(json.loads(state["meta"])["iteration"])
+
+
 class OutOfMemory(TrainingError):
     """The device ran out of memory during a run (its last finite state is kept where a file was asked for)."""
 
@@ -253,7 +258,7 @@ class TrainingRun(Generic[Result]):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         good = self.last_good
-        kept = started_at if good is None else int(json.loads(good["meta"])["iteration"])
+        kept = started_at if good is None else saved_iteration(good)
         if checkpoint_path and kept > started_at:
             save_checkpoint(checkpoint_path, good)
             where = f"the state of iteration {kept} is kept in {checkpoint_path}"

@@ -7,7 +7,6 @@ Qt; every function can run in a worker thread and reports through the ``observer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from .progress import Observer, RunControl
 from .results import build_result, parameter_effects
 from .simulators import LoadedSimulator
 from .training import TrainingRun
+from .training import saved_iteration as saved_iteration  # part of the pipeline API (the app reads it here)
 
 EXAMPLE_IMAGES = 10000       # true images of a built-in's example closure test, as in the paper
 EXAMPLE_SEED_OFFSET = 1000   # the example's true images are drawn from seed + this, apart from training's
@@ -107,11 +107,6 @@ def require_more_iterations(done: int, planned: int, source: str) -> None:
     """Refuse to continue a saved run that already has the iterations asked for."""
     if done >= planned:
         raise TrainingError(f"{source} already has {done} iterations: set iterations above that to continue it")
-
-
-def saved_iteration(state: dict[str, Any]) -> int:
-    """The iteration a saved run (a checkpoint payload) stopped at."""
-    return int(json.loads(state["meta"])["iteration"])
 
 
 def _continue(run: TrainingRun, resume: Resume, source: str) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ...core import workflow
 from ...core.checkpoints import CheckpointError
 from ...core.emulator import TrainedEmulator
-from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, emulator_verdict
+from ...core.pretraining import PRETRAIN_MODES, PretrainConfig, emulator_verdict, starts_to_try
 from ...core.progress import PretrainSnapshot
 from ..session import Session
 from ..widgets import ColourScale, ImageGrid
@@ -49,9 +49,7 @@ class PretrainingPanel(RunPanel):
         if self.chosen_bank() is None:
             return "starting: simulating the held-out images (fixed parameter sets) before the first iteration…"
         config, simulator = self.config(), self.session.simulator
-        black_box = simulator is not None and simulator.stochastic and not simulator.shares_noise
-        pixel = config.mode in ("pixel", "siamese+pixel") or (config.mode == "auto" and not black_box)
-        if not pixel or config.bank_starts < 2:
+        if simulator is None or starts_to_try(simulator, config) < 2:
             return "starting: loading the bank…"
         return (f"starting: trying {config.bank_starts} initialisations on the bank ({config.start_iterations} "
                 "iterations each) to train the best one…")
