@@ -34,6 +34,15 @@ def tiny_pretrain_config(**overrides) -> PretrainConfig:
     return PretrainConfig(**values)
 
 
+@pytest.fixture(autouse=True)
+def brief_image_check_classifier(monkeypatch):
+    """Every result runs a classifier two-sample test; in tests it trains briefly (sizing, like the tiny
+    networks: tests/core/test_image_checks.py checks it still tells misspecified images apart)."""
+    from magan_gui.core import image_checks
+
+    monkeypatch.setattr(image_checks, "CLASSIFIER_STEPS", 60)
+
+
 @pytest.fixture(scope="session")
 def lines():
     """The built-in lines simulator (validated)."""

@@ -295,6 +295,13 @@ class Calibrator(TrainingRun[CalibrationOutcome]):
         noise = None if self.eval_noise is None else self.eval_noise[:params.shape[0]]
         return to_unit_images(self._simulate(params, noise)).numpy()
 
+    def last_simulations(self) -> np.ndarray | None:
+        """Under a budget, the last simulated batches at the generator's parameters ((N, H, W) in [0, 1]):
+        the image-space checks use them instead of simulating more.  None without a budget."""
+        if not self.config.budgeted or not self.recent:
+            return None
+        return to_unit_images(torch.cat(self.recent)).numpy()
+
     @torch.no_grad()
     def _replayed_fakes(self, n: int) -> torch.Tensor:
         """D's fakes under a budget: the latest simulated batch, refreshed on schedule (the evaluations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import torch
 from .calibration import CalibrationOutcome
 from .data import TrueImages
 from .emulator import TrainedEmulator
+from .errors import MaganError, one_line
 from .files import refuse_existing, write_atomically
+from .image_checks import CHECK_IMAGES, compare_images
 from .pretraining import emulator_verdict
 from .simulators import LoadedSimulator
 
@@ -84,11 +87,61 @@ def parameter_effects(simulator: LoadedSimulator | TrainedEmulator, samples: np.
     return np.asarray(effects), noise_l2
 
 
+@torch.no_grad()
+def simulate_best_match(simulator: LoadedSimulator, samples: np.ndarray, n: int, device: torch.device | str,
+                        seed: int = 0, batch: int = 1024) -> np.ndarray:
+    """Fresh simulator images (N, H, W) in [0, 1] at the first ``n`` best-match samples, for the
+    image-space checks (counted by the simulator as consumed)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    params = torch.as_tensor(samples[:n], dtype=torch.float32, device=device)
+    chunks = []
+    for start in range(0, len(params), batch):
+        chunk = params[start:start + batch]
+        noise = simulator.sample_noise(len(chunk), generator=gen, device=device)
+        chunks.append(torch.as_tensor(simulator.simulate(chunk, noise)).float().cpu())
+    return torch.cat(chunks).numpy()
+
+
+def eigentunes(names: list[str], mean: np.ndarray, covariance: np.ndarray,
+               space_low: np.ndarray | None = None, space_high: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The +1 and -1 sigma parameter sets along each principal axis of the best-match covariance.
+
+    The axes are those of the correlation matrix, i.e. of the covariance in standardised units
+    (each parameter divided by its best-match std), so they do not change when a parameter's unit
+    does; each variation is then mapped back to physical units: ``mean ± sqrt(λ_k) · std ∘ v_k``.
+    Axis 0 is the largest variance.  ``space_low``/``space_high``, when given, mark variations
+    that leave the parameter box (``inside_box``).
+    """
+    std = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    safe = np.where(std > 0, std, 1.0)
+    corr = covariance / np.outer(safe, safe)
+    values, vectors = np.linalg.eigh(corr)
+    order = np.argsort(values)[::-1]
+    tunes = []
+    for axis, k in enumerate(order):
+        vector = vectors[:, k] * (1.0 if vectors[np.argmax(np.abs(vectors[:, k])), k] >= 0 else -1.0)
+        step = math.sqrt(max(float(values[k]), 0.0)) * std * vector
+        for sign, point in (("+", mean + step), ("-", mean - step)):
+            tune: dict[str, Any] = {"axis": axis, "sign": sign,
+                                    "parameters": {n: float(v) for n, v in zip(names, point)},
+                                    "eigenvalue": float(values[k]),
+                                    "direction": {n: float(v) for n, v in zip(names, vector)}}
+            if space_low is not None and space_high is not None:
+                tune["inside_box"] = bool(np.all(point >= space_low) and np.all(point <= space_high))
+            tunes.append(tune)
+    return tunes
+
+
 def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: TrueImages,
                  emulator_meta: dict[str, Any], config: dict[str, Any], seed: int, device: torch.device | str,
-                 emulator_path: str | None = None, effects: tuple[np.ndarray, float] | None = None
-                 ) -> dict[str, Any]:
-    """Assemble the result document (the README's result file: statistics and provenance)."""
+                 emulator_path: str | None = None, effects: tuple[np.ndarray, float] | None = None,
+                 check_images: np.ndarray | None = None) -> dict[str, Any]:
+    """Assemble the result document (the README's result file: statistics and provenance).
+
+    ``check_images`` are simulator images already made at best-match parameters (under a budget,
+    the calibration's last simulated batches) for the image-space checks; without them, as many
+    as the checks use are simulated here (counted as result checks).
+    """
     space = simulator.space
     samples = outcome.samples
     mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
@@ -97,6 +150,10 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
     made_before = simulator.images_made
     if effects is None:
         effects = parameter_effects(simulator, samples, device)
+    if check_images is None:
+        check_images = simulate_best_match(simulator, samples, min(CHECK_IMAGES, max(1, len(true) // 2)), device,
+                                           seed=seed + 3)
+    image_checks = compare_images(true.images, check_images, seed=seed)
     effect, noise_l2 = effects
     trained = emulator_meta.get("simulations", {})
     simulations = {"bank": int(trained.get("bank", 0)), "pretraining": int(trained.get("fresh", 0)),
@@ -125,6 +182,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                         "std_ratio": float(std[i]) / t_std if t_std > 0 else None})
         rows.append(row)
     corr = np.corrcoef(samples, rowvar=False) if len(space) > 1 else np.ones((1, 1))
+    covariance = np.atleast_2d(np.cov(samples, rowvar=False))
     check = convergence(outcome)
     return {
         "format": RESULT_FORMAT,
@@ -145,6 +203,10 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
                         "config": config, "history": outcome.history},
         "simulations": simulations,
         "converged": check["converged"], "image_check": check,
+        "image_checks": image_checks,
+        "eigentunes": eigentunes(space.names, mean, covariance, np.array([p.low for p in space.parameters]),
+                                 np.array([p.high for p in space.parameters])),
+        "eigentunes_units": "axes of the correlation matrix (standardised units), variations in physical units",
         "seed": seed, "device": str(device), "wall_time_s": round(outcome.wall_time, 3),
         "versions": software_versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -194,6 +256,12 @@ def format_summary(result: dict[str, Any]) -> str:
     if check is not None:
         lines.append(f"image check: {check['ratio']:.2f} times the true images' own difference (limit "
                      f"{check['limit']:g}): {'converged' if result['converged'] else 'NOT CONVERGED'}")
+    test = (result.get("image_checks") or {}).get("classifier")
+    if test:
+        verdict = "reproduces the images" if result["image_checks"]["reproduces"] else "DOES NOT REPRODUCE THE IMAGES"
+        lines.append(f"image-space test: a classifier tells best-match images from the true ones with accuracy "
+                     f"{test['accuracy']:.2f} (two halves of the true images: {test['reference_accuracy']:.2f}; "
+                     f"limit {test['limit']:.2f}): {verdict}")
     if "simulations" in result:
         sims = result["simulations"]
         lines.append(f"simulator images consumed: {sims['total']:,} (bank {sims['bank']:,}, pretraining "
@@ -203,8 +271,81 @@ def format_summary(result: dict[str, Any]) -> str:
     emulator = result.get("emulator", {})
     if emulator.get("verdict") in ("rough", "poor"):  # the calibration learnt through it: say so beside the numbers
         notes.insert(0, f"  the emulator's {emulator_verdict(emulator)[1]}")
+    if (result.get("image_checks") or {}).get("reproduces") is False:
+        notes.insert(0, f"  MISMATCH: {result['image_checks']['note']}")
     if result.get("converged") is False:
         notes.insert(0, f"  NOT CONVERGED: {result['image_check']['note']}")
     if notes:
         lines += ["notes:"] + notes
     return "\n".join(lines)
+
+
+def format_eigentunes(result: dict[str, Any]) -> str:
+    """The eigentunes as a table: one row per variation, one column per parameter."""
+    names = [row["name"] for row in result["parameters"]]
+    head = f"{'variation':<12}" + "".join(f"{n:>12}" for n in names)
+    lines = [head, "-" * len(head), f"{'best match':<12}" + "".join(f"{row['mean']:>12.5g}"
+                                                                    for row in result["parameters"])]
+    for tune in result.get("eigentunes", []):
+        label = f"axis {tune['axis']} {tune['sign']}1σ"
+        lines.append(f"{label:<12}" + "".join(f"{tune['parameters'][n]:>12.5g}" for n in names)
+                     + ("" if tune.get("inside_box", True) else "  (outside the parameter box)"))
+    return "\n".join(lines)
+
+
+class ResultError(MaganError, ValueError):
+    """A file is not a readable magan result."""
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """A result JSON written by ``write_result``, checked to be one; ResultError says what is wrong."""
+    path = Path(path).expanduser()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            result = json.load(fh)
+    except FileNotFoundError:
+        raise ResultError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultError(f"{path}: not a result file ({one_line(exc)})") from None
+    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
+        raise ResultError(f"{path}: not a magan result (no \"format\": \"{RESULT_FORMAT}\")")
+    rows = result.get("parameters")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and {"name", "mean", "std"} <= r.keys()
+                                                         for r in rows):
+        raise ResultError(f"{path}: its \"parameters\" are missing or lack name, mean and std")
+    return result
+
+
+def tune_files(result: dict[str, Any]) -> dict[str, str]:
+    """The eigentunes as files a simulation job can read: file name -> text.
+
+    ``eigentunes.json`` holds every variation (and the best match); ``best_match.txt`` and one
+    ``axis<k>_plus.txt`` / ``axis<k>_minus.txt`` per variation hold ``name value`` lines.
+    """
+    names = [row["name"] for row in result["parameters"]]
+    tunes = result.get("eigentunes")
+    if not tunes:
+        raise ResultError("the result has no eigentunes (it was written by an older magan-gui): calibrate again")
+
+    def text(values: dict[str, float]) -> str:
+        return "".join(f"{name} {values[name]:.9g}\n" for name in names)
+
+    best = {row["name"]: row["mean"] for row in result["parameters"]}
+    files = {"best_match.txt": text(best)}
+    for tune in tunes:
+        files[f"axis{tune['axis']}_{'plus' if tune['sign'] == '+' else 'minus'}.txt"] = text(tune["parameters"])
+    document = {"simulator": result.get("simulator"), "units": result.get("eigentunes_units"),
+                "best_match": best, "eigentunes": tunes}
+    files["eigentunes.json"] = json.dumps(document, indent=2) + "\n"
+    return files
+
+
+def write_tunes(folder: str | Path, result: dict[str, Any], overwrite: bool = False) -> list[Path]:
+    """Write ``tune_files`` into ``folder`` (made if missing); refuse to replace files unless ``overwrite``."""
+    folder = Path(folder)
+    files = tune_files(result)
+    paths = [folder / name for name in files]
+    refuse_existing(*paths, force=overwrite)
+    for path, text in zip(paths, files.values()):
+        write_atomically(path, text)
+    return paths

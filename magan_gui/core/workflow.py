@@ -157,7 +157,7 @@ def calibrate(simulator: LoadedSimulator, emulator: TrainedEmulator, true: TrueI
     # under a budget, how much each parameter shows in the images is measured on the emulator (free)
     effects = parameter_effects(emulator, outcome.samples, device) if config.budgeted else None
     result = build_result(simulator, outcome, true, emulator.meta, asdict(config), config.seed, device,
-                          emulator_path, effects=effects)
+                          emulator_path, effects=effects, check_images=calibrator.last_simulations())
     return Calibration(outcome, result, payload_to_cpu(calibrator.checkpoint_payload()))
 
 
