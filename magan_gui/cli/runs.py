@@ -45,8 +45,10 @@ def _say_pretrained(pretraining: workflow.Pretraining, device, output: Path) -> 
 def _say_calibrated(calibration: workflow.Calibration, output: Path, checkpoint: Path, force: bool) -> None:
     csv_path = write_result(output, calibration.result, calibration.outcome.samples, overwrite=force)
     print(format_summary(calibration.result))
-    print(f"result written to {output} (samples: {csv_path}; resumable state: {checkpoint})")
-    if calibration.outcome.stopped_early:
+    print(f"result written to {output} (samples: {csv_path}"
+          + (f"; resumable state: {checkpoint})" if calibration.state is not None else ")"))
+    print(f"eigentunes for re-simulation: magan tune {output} -o {output.stem}-tunes")
+    if calibration.outcome.stopped_early and calibration.state is not None:
         print(f"stopped early; continue with: magan calibrate ... -o {output} --resume", file=sys.stderr)
 
 
@@ -132,11 +134,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                      **_overrides(args, ("iterations", "batch_size", "discriminator_on", "simulation_budget", "seed")))
     device = resolve_device(args.device)
     checkpoint = _checkpoint_beside(output)
+    if args.ensemble and args.resume:
+        raise MaganError("--resume continues one calibration; an ensemble (--ensemble) cannot be continued")
     control = RunControl()
     with interruptible(control):
         calibration = workflow.calibrate(simulator, emulator, true, config, device, emulator_path=args.emulator,
                                          observer=None if args.quiet else ProgressBar("calibrate"), control=control,
-                                         checkpoint_path=checkpoint, resume=checkpoint if args.resume else None)
+                                         checkpoint_path=None if args.ensemble else checkpoint,
+                                         resume=checkpoint if args.resume else None, members=args.ensemble or 1)
     if calibration.outcome.diverged:
         kept = (f"it is kept in {checkpoint}" if calibration.outcome.iteration else "nothing was written")
         return _say_diverged("calibrate", f"{calibration.outcome.diverged}; {kept}, and no result was written; "
@@ -209,6 +214,14 @@ def cmd_plugin_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_two(text: str) -> int:
+    """An ensemble's size, as an argparse type."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"an ensemble needs at least 2 members, got {value}")
+    return value
+
+
 def _add_stage_options(p: argparse.ArgumentParser, resume_help: str) -> None:
     """The options of a training stage: its size, preset and continuation, then the common ones."""
     p.add_argument("--iterations", type=positive_int)
@@ -267,6 +280,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulation-budget", type=positive_int, metavar="N",
                    help="make at most N fresh simulator images in the whole calibration, evaluations included "
                         "(a simulated batch every few iterations; default: no cap)")
+    p.add_argument("--ensemble", type=at_least_two, nargs="?", const=workflow.ENSEMBLE_MEMBERS, metavar="K",
+                   help=f"calibrate K times (default {workflow.ENSEMBLE_MEMBERS}), each with its own seed and "
+                        "bootstrap resample of the true images, and give every figure an uncertainty from their "
+                        "spread (K times as long; a budget is shared)")
     _add_stage_options(p, "continue from NAME.checkpoint.pt beside the output")
     p.set_defaults(func=cmd_calibrate)
 

@@ -213,6 +213,41 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
     }
 
 
+ENSEMBLE_MEANING = ("each figure's uncertainty is the standard error of the pooled figure from the spread of the "
+                    "ensemble's members (each its own seed and bootstrap resample of the true images): it covers the "
+                    "calibration's seed-to-seed wander and the finite number of true images, not the emulator's own "
+                    "error (one emulator serves every member); with k members it is itself uncertain by about "
+                    "1 / sqrt(2 (k - 1))")
+
+
+def add_ensemble(result: dict[str, Any], member_samples: list[np.ndarray], seeds: list[int], planned: int) -> None:
+    """Give ``result`` (built from the ensemble's pooled samples) each figure's uncertainty from the members'
+    spread: ``mean_uncertainty`` and ``std_uncertainty`` per parameter (and the bias and std ratio's, in a
+    closure test), the correlation matrix's, and an ``ensemble`` entry with every member's figures.
+    Fewer than 2 members (an ensemble stopped early) give no uncertainty."""
+    k = len(member_samples)
+    means = np.array([s.mean(axis=0) for s in member_samples])
+    stds = np.array([s.std(axis=0, ddof=1) for s in member_samples])
+    entry: dict[str, Any] = {
+        "members": k, "planned_members": planned, "seeds": seeds, "bootstrap": True,
+        "per_member": [{"seed": seed, "mean": m.tolist(), "std": d.tolist()} for seed, m, d in zip(seeds, means, stds)],
+        "meaning": ENSEMBLE_MEANING}
+    result["ensemble"] = entry
+    if k < 2:
+        entry["note"] = "only one member finished: no uncertainty"
+        return
+    error = lambda values: values.std(axis=0, ddof=1) / math.sqrt(k)  # noqa: E731
+    mean_error, std_error = error(means), error(stds)
+    for i, row in enumerate(result["parameters"]):
+        row["mean_uncertainty"], row["std_uncertainty"] = float(mean_error[i]), float(std_error[i])
+        if row.get("true_std"):
+            row["bias_uncertainty"] = float(mean_error[i]) / row["true_std"]
+            row["std_ratio_uncertainty"] = float(std_error[i]) / row["true_std"]
+    if means.shape[1] > 1:
+        corrs = np.array([np.corrcoef(s, rowvar=False) for s in member_samples])
+        result["correlation"]["uncertainty"] = np.round(error(corrs), 6).tolist()
+
+
 def samples_path_for(result_path: str | Path) -> Path:
     """The CSV of samples that sits beside a result JSON: ``name.samples.csv``."""
     result_path = Path(result_path)
@@ -238,15 +273,35 @@ def format_summary(result: dict[str, Any]) -> str:
     head = f"{'parameter':<12}{'best mean':>11}{'best std':>10}{'default':>10}"
     if known:
         head += f"{'true mean':>11}{'true std':>10}{'bias/σ':>8}{'std ratio':>10}"
+    uncertain = "mean_uncertainty" in result["parameters"][0]
+    if uncertain:  # an ensemble: each figure with its standard error
+        head = (f"{'parameter':<12}{'best mean':>19}{'best std':>18}{'default':>10}"
+                + (f"{'true mean':>11}{'true std':>10}{'bias/σ':>14}{'std ratio':>14}" if known else ""))
     lines = [head, "-" * len(head)]
     for row in result["parameters"]:
         label = row["name"] + (f" [{row['unit']}]" if row["unit"] else "")
-        line = f"{label:<12}{row['mean']:>11.4g}{row['std']:>10.3g}{row['default']:>10.4g}"
-        if known:
-            ratio = lambda v, width: f"{v:>{width}.2f}" if v is not None else f"{'-':>{width}}"  # noqa: E731
-            line += (f"{row['true_mean']:>11.4g}{row['true_std']:>10.3g}"
-                     f"{ratio(row['bias_in_true_std'], 8)}{ratio(row['std_ratio'], 10)}")
+        ratio = lambda v, width: f"{v:>{width}.2f}" if v is not None else f"{'-':>{width}}"  # noqa: E731
+        if uncertain:
+            line = (f"{label:<12}{_plus_minus(row['mean'], row['mean_uncertainty']):>19}"
+                    f"{_plus_minus(row['std'], row['std_uncertainty']):>18}{row['default']:>10.4g}")
+            if known:
+                bias, spread = row["bias_in_true_std"], row["std_ratio"]
+                line += (f"{row['true_mean']:>11.4g}{row['true_std']:>10.3g}"
+                         + (f"{bias:>+8.2f} ±{row['bias_uncertainty']:.2f}" if bias is not None else f"{'-':>14}")
+                         + (f"{spread:>8.2f} ±{row['std_ratio_uncertainty']:.2f}" if spread is not None
+                            else f"{'-':>14}"))
+        else:
+            line = f"{label:<12}{row['mean']:>11.4g}{row['std']:>10.3g}{row['default']:>10.4g}"
+            if known:
+                line += (f"{row['true_mean']:>11.4g}{row['true_std']:>10.3g}"
+                         f"{ratio(row['bias_in_true_std'], 8)}{ratio(row['std_ratio'], 10)}")
         lines.append(line + ("" if row["well_constrained"] else "  (weakly constrained)"))
+    ensemble = result.get("ensemble")
+    if ensemble:
+        lines.append(f"ensemble of {ensemble['members']} calibrations (seeds "
+                     f"{', '.join(map(str, ensemble['seeds']))}, each on a bootstrap resample of the true images)"
+                     + (f", {ensemble['planned_members']} planned" if ensemble["members"] < ensemble["planned_members"]
+                        else "") + ": ± is the standard error of the pooled figure from their spread")
     cal = result["calibration"]
     pooled = ", ".join(str(i) for i in cal["pooled_iterations"])
     lines.append(f"{result['n_samples']} samples pooled from the generators of iterations {pooled} of "
@@ -278,6 +333,14 @@ def format_summary(result: dict[str, Any]) -> str:
     if notes:
         lines += ["notes:"] + notes
     return "\n".join(lines)
+
+
+def _plus_minus(value: float, error: float) -> str:
+    """``value ± error`` with the value to the error's second significant digit."""
+    if not error > 0 or not math.isfinite(error):
+        return f"{value:.4g} ±0"
+    decimals = max(0, 1 - math.floor(math.log10(error)))
+    return f"{value:.{decimals}f} ±{error:.{decimals}f}"
 
 
 def format_eigentunes(result: dict[str, Any]) -> str:
