@@ -270,11 +270,12 @@ def run_pipeline(simulator: LoadedSimulator, true: TrueImages, configs: StageCon
                  emulator_path: str | Path | None = None, calibration_checkpoint: str | Path | None = None,
                  pretrain_snapshots: Collection[int] = (), calibrate_snapshots: Collection[int] = (),
                  on_pretrained: Callable[[Pretraining], None] | None = None,
-                 bank: str | Path | None = None) -> PipelineRun:
+                 bank: str | Path | None = None, members: int = 1) -> PipelineRun:
     """Pretrain an emulator (from ``bank`` when given), then calibrate through it: the whole method.
 
     ``emulator_path`` is where the emulator file is written (as it trains);
-    ``on_pretrained`` hears of the emulator before calibration starts.
+    ``on_pretrained`` hears of the emulator before calibration starts; ``members`` > 1 calibrates as
+    an ensemble (no calibration checkpoint then).
     """
     pretraining = pretrain(simulator, configs.pretrain, device, observer=observer, control=control,
                            checkpoint_path=emulator_path, snapshot_at=pretrain_snapshots, bank=bank)
@@ -284,6 +285,7 @@ def run_pipeline(simulator: LoadedSimulator, true: TrueImages, configs: StageCon
         return PipelineRun(pretraining, None)
     calibration = calibrate(simulator, pretraining.emulator, true, configs.calibrate, device,
                             emulator_path=None if emulator_path is None else str(emulator_path),
-                            observer=observer, control=control, checkpoint_path=calibration_checkpoint,
-                            snapshot_at=calibrate_snapshots)
+                            observer=observer, control=control,
+                            checkpoint_path=calibration_checkpoint if members == 1 else None,
+                            snapshot_at=calibrate_snapshots, members=members)
     return PipelineRun(pretraining, calibration)

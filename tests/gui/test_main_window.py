@@ -368,7 +368,7 @@ def test_results_exports(qtbot, calibrated, tmp_path):
     assert str(pt2) in results.saved.text()
 
     paths = window.save_pictures(str(tmp_path))
-    assert len(paths) == 5 and len(set(paths)) == 5
+    assert len(paths) == 6 and len(set(paths)) == 6
     for p in paths:
         image = QImage(p)
         assert not image.isNull() and image.width() > 100 and image.height() > 100

@@ -54,11 +54,20 @@ class CalibrationPanel(RunPanel):
                                      "and the evaluations come from those batches (for a black-box stochastic "
                                      "simulator, the generator learns from them too). "
                                      "0: no cap (a fresh simulated batch every iteration)")
+        self.members_input = QSpinBox()
+        self.members_input.setRange(1, 50)
+        self.members_input.setSpecialValueText("1 (no ensemble)")
+        self.members_input.setToolTip("Calibrate this many times, each with its own seed and bootstrap resample of "
+                                      "the true images, and pool them: every best-match figure then has an "
+                                      f"uncertainty from their spread. Takes that many times as long; "
+                                      f"{workflow.ENSEMBLE_MEMBERS} is the fewest that give a useful spread; a "
+                                      "simulation budget is shared by the members. An ensemble cannot be continued.")
         self.add_common_settings("Generator updates; the quick preset uses 4000",
                                  "Images per discriminator and generator update",
                                  "Random seed: the same seed and settings give the same calibration",
                                  [("discriminator sees", self.disc_input),
-                                  ("simulation budget", self.budget_input)])
+                                  ("simulation budget", self.budget_input),
+                                  ("ensemble members", self.members_input)])
         # said before Start is pressed: a calibration is only as good as the emulator it learns through
         self.emulator_warning = QLabel()
         self.emulator_warning.setWordWrap(True)
@@ -159,10 +168,13 @@ class CalibrationPanel(RunPanel):
             for i, p in enumerate(self.session.simulator.parameters):
                 self._set_cell(i, 6, p.default)
 
-    def _set_cell(self, row: int, col: int, value: float | None) -> None:
+    def _set_cell(self, row: int, col: int, value: float | None, error: float | None = None) -> None:
+        """A number in the table; with ``error`` (an ensemble's standard error) as ``value ± error``."""
         # bias and std ratio are read to two decimals; values keep four significant digits
         spec = ".2f" if col in (4, 5) else ".4g"
         text = "—" if value is None or not np.isfinite(value) else format(value, spec)
+        if error is not None and value is not None and np.isfinite(value):
+            text += f" ± {error:{'.2f' if col in (4, 5) else '.2g'}}"
         self.table.setItem(row, col, QTableWidgetItem(text))
 
     def _set_interval(self, row: int, low: float, high: float) -> None:
@@ -195,10 +207,11 @@ class CalibrationPanel(RunPanel):
             self.error.emit(str(exc))
             return None
         simulator, true, emulator, device, path = s.simulator, s.true, s.emulator, s.device, s.emulator_path
+        members = 1 if resume else self.members_input.value()   # Continue goes on with the single run it has
 
         def job(observe, control) -> workflow.Calibration:
             return workflow.calibrate(simulator, emulator, true, config, device, emulator_path=path,
-                                      observer=observe, control=control, resume=state)
+                                      observer=observe, control=control, resume=state, members=members)
 
         return job
 
@@ -232,8 +245,15 @@ class CalibrationPanel(RunPanel):
     def on_finished(self, calibration: workflow.Calibration) -> None:
         outcome, result, state = calibration.outcome, calibration.result, calibration.state
         ending = "diverged" if outcome.diverged else "stopped early" if outcome.stopped_early else "done"
-        self.status.setText(f"{ending}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
-                            f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} — see Results")
+        ensemble = result.get("ensemble")
+        if ensemble:
+            self.status.setText(f"{ending}: an ensemble of {ensemble['members']} calibrations in "
+                                f"{outcome.wall_time:.0f} s; the table shows each figure ± its standard error "
+                                "— see Results")
+        else:
+            self.status.setText(f"{ending}: {outcome.iteration} iterations in {outcome.wall_time:.0f} s; best match "
+                                f"pooled from iterations {', '.join(map(str, outcome.chosen_iterations))} "
+                                "— see Results")
         self.show_outcome(outcome, result, state)
 
     def show_outcome(self, outcome, result, state: dict | None = None) -> None:
@@ -244,11 +264,11 @@ class CalibrationPanel(RunPanel):
         for i, h in enumerate(self.histograms):
             h.set_samples(outcome.samples[:, i])
         for i, row in enumerate(result["parameters"]):
-            self._set_cell(i, 0, row["mean"])
-            self._set_cell(i, 1, row["std"])
+            self._set_cell(i, 0, row["mean"], row.get("mean_uncertainty"))
+            self._set_cell(i, 1, row["std"], row.get("std_uncertainty"))
             if "16" in row.get("quantiles", {}):
                 self._set_interval(i, row["quantiles"]["16"], row["quantiles"]["84"])
-            if "bias_in_true_std" in row:
-                self._set_cell(i, 4, row["bias_in_true_std"])
-                self._set_cell(i, 5, row["std_ratio"])
+            if row.get("bias_in_true_std") is not None:
+                self._set_cell(i, 4, row["bias_in_true_std"], row.get("bias_uncertainty"))
+                self._set_cell(i, 5, row["std_ratio"], row.get("std_ratio_uncertainty"))
         self.session.set_result(outcome, result, state)

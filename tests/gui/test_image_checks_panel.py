@@ -1,0 +1,57 @@
+"""The Image checks panel: the verdict, the maps, the projections and histogram, and their exports."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from magan_gui.core.data import make_closure_set
+from magan_gui.core.image_checks import compare_images
+from magan_gui.gui.panels.image_checks import EMPTY, ImageChecksPanel
+from magan_gui.gui.session import Session
+from tests.conftest import LINES_MEAN, LINES_STD
+from tests.core.test_image_checks import wider_profile
+
+
+@pytest.fixture(scope="module")
+def image_sets(lines):
+    return (make_closure_set(lines, LINES_MEAN, LINES_STD, 400, seed=21).images,
+            make_closure_set(lines, LINES_MEAN, LINES_STD, 200, seed=22).images)
+
+
+def test_a_matching_best_match_is_said_to_reproduce_the_images(qtbot, image_sets):
+    session = Session()
+    panel = ImageChecksPanel(session)
+    qtbot.addWidget(panel)
+    assert panel.verdict.text() == EMPTY
+    true, simulated = image_sets
+    session.result_changed.emit({"image_checks": compare_images(true, simulated)})
+    assert panel.verdict.text().startswith("✓ The best match reproduces the true images")
+    assert panel.map_items["pull"].image.shape == (28, 28)
+    x, y = panel.curves["rows"][2].getData()
+    assert len(x) == 28 and np.all(np.isfinite(y))
+
+
+def test_a_misspecified_simulator_is_warned_about_and_its_plots_export(qtbot, image_sets, tmp_path):
+    session = Session()
+    panel = ImageChecksPanel(session)
+    qtbot.addWidget(panel)
+    true, simulated = image_sets
+    checks = compare_images(wider_profile(true), simulated)
+    session.result_changed.emit({"image_checks": checks})
+    assert "cannot reproduce these images" in panel.verdict.text() and "b00020" in panel.verdict.styleSheet()
+    # the true (wider) lines spread light to both sides: the true rows' sums stay, the pull shows where
+    pull = panel.map_items["pull"].image
+    assert np.abs(pull).max() > 5
+    maps_export, rows_export = panel.exports[0], panel.exports[1]
+    assert maps_export.export(str(tmp_path / "maps.npy"))
+    assert np.load(tmp_path / "maps.npy").shape == (5, 28, 28)
+    assert rows_export.export(str(tmp_path / "rows.csv"))
+    with open(tmp_path / "rows.csv") as fh:
+        table = list(csv.reader(fh))
+    assert table[0][0] == "row" and len(table) == 29
+    assert float(table[1][1]) == pytest.approx(checks["projections"]["rows_true"][0], rel=1e-6)
+    session.result_changed.emit(None)
+    assert panel.verdict.text() == EMPTY and panel.map_items["pull"].image is None
