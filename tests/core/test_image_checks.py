@@ -135,3 +135,19 @@ def test_tune_refuses_what_is_not_a_result(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_result_warns_on_a_misspecified_closure_and_not_on_a_right_one(lines, lines_true):
+    """The best match is the true population itself: with lines' own images the result reproduces them;
+    with the images of lines drawn wider (no lines parameters make them) it says it cannot."""
+    from magan_gui.core.data import TrueImages
+    from magan_gui.core.results import format_summary
+    from tests.core.test_results import _outcome, _result
+
+    right, _ = _result(lines, lines_true, _outcome(n=2000, seed=5))
+    assert right["image_checks"]["reproduces"] is True and "MISMATCH" not in format_summary(right)
+    wide = TrueImages(wider_profile(lines_true.images), lines_true.params, lines_true.param_names, "wider lines")
+    wrong, _ = _result(lines, wide, _outcome(n=2000, seed=5))
+    assert wrong["image_checks"]["reproduces"] is False
+    summary = format_summary(wrong)
+    assert "DOES NOT REPRODUCE THE IMAGES" in summary and "MISMATCH: the simulator cannot reproduce" in summary
