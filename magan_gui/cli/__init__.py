@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ..core.errors import MaganError
-from . import bench, runs, tune
+from . import bench, compare, runs, tune
 from .common import EXIT_BAD_INPUT
 
-COMMAND_GROUPS = (runs, tune, bench)  # each module's register() adds its subcommands
+COMMAND_GROUPS = (runs, tune, bench, compare)  # each module's register() adds its subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,18 +1,20 @@
-"""Results panel: the best-match table and the exports (result file, samples, emulator, pictures)."""
+"""Results panel: the best-match table, the corner plot of the samples, the exports (result file, samples,
+emulator, pictures) and the comparison with other results."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+import numpy as np
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QFileDialog,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -23,6 +25,9 @@ from ...core.checkpoints import save_checkpoint
 from ...core.errors import OutputError
 from ...core.results import format_summary, write_result
 from ..session import Session
+from ..widgets import PlotExport
+from .comparison import ComparisonWindow
+from .corner import CornerPlot
 
 
 def provenance_text(result: dict) -> str:
@@ -76,11 +81,19 @@ class ResultsPanel(QWidget):
                                         "torch.export program (.pt2) that runs without magan-gui")
         self.pictures_button = QPushButton("Save plots as PNG…")
         self.pictures_button.setToolTip("Save a picture of every panel (grids, histograms, curves) into a folder")
+        self.compare_button = QPushButton("Compare with other results…")
+        self.compare_button.setToolTip("Open a window that overlays this result and other result files (or "
+                                       "projects): histograms per parameter and a table of the differences")
+        self.corner = CornerPlot(session)
+        self.corner_export = PlotExport(self.corner, "corner plot")
+        self.corner_export.written.connect(self._exported)
+        self.corner_export.failed.connect(self.error)
+        self.comparison: ComparisonWindow | None = None
         self.correlation = QTableWidget(0, 0)
         self.correlation.setToolTip("Correlation of the best-match parameters across the generator's samples")
         self.correlation.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         buttons = QHBoxLayout()
-        for b in (self.export_button, self.emulator_button, self.pictures_button):
+        for b in (self.export_button, self.emulator_button, self.pictures_button, self.compare_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.saved = QLabel("")
@@ -88,20 +101,34 @@ class ResultsPanel(QWidget):
         self.provenance = QPlainTextEdit()
         self.provenance.setReadOnly(True)
         self.provenance.setToolTip("Where the result came from: what the result file records for reproducing it")
-        lower = QGridLayout()
-        lower.addWidget(QLabel("correlations of the best-match parameters"), 0, 0)
-        lower.addWidget(QLabel("provenance"), 0, 1)
-        lower.addWidget(self.correlation, 1, 0)
-        lower.addWidget(self.provenance, 1, 1)
+        # the texts stacked on the left, wide enough for the summary's table not to wrap at the usual window size;
+        # the corner plot on the right; splitters to trade space
+        texts = QSplitter(Qt.Orientation.Vertical)
+        texts.setChildrenCollapsible(False)
+        texts.addWidget(self.summary)
+        for title, widget in (("correlations of the best-match parameters", self.correlation),
+                              ("provenance", self.provenance)):
+            box = QWidget()
+            box_layout = QVBoxLayout(box)
+            box_layout.setContentsMargins(0, 4, 0, 0)
+            box_layout.addWidget(QLabel(title))
+            box_layout.addWidget(widget)
+            texts.addWidget(box)
+        texts.setSizes([300, 170, 200])
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(texts)
+        self.splitter.addWidget(self.corner)
+        self.splitter.setSizes([690, 560])   # proportions: the window's width is shared in this ratio
         layout = QVBoxLayout(self)
-        layout.addWidget(self.summary, 2)
-        layout.addLayout(lower, 3)
+        layout.addWidget(self.splitter, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.saved)
 
         self.export_button.clicked.connect(self.choose_export)
         self.emulator_button.clicked.connect(self.choose_emulator_export)
         self.pictures_button.clicked.connect(self.choose_pictures)
+        self.compare_button.clicked.connect(self.open_comparison)
         session.result_changed.connect(self.show_result)
         session.emulator_changed.connect(lambda _: self._enable())
         self._enable()
@@ -116,6 +143,27 @@ class ResultsPanel(QWidget):
         self._show_correlation(result)
         self.provenance.setPlainText("" if result is None else provenance_text(result))
         self._enable()
+        if self.comparison is not None:  # an open comparison follows this session's result
+            self.comparison.set_session_run(*self._session_run())
+
+    def _session_run(self) -> tuple[dict | None, np.ndarray | None]:
+        outcome = self.session.outcome
+        return self.session.result, None if outcome is None else outcome.samples
+
+    def _exported(self, path: str) -> None:
+        self.saved.setText(f"exported {path}")
+        self.message.emit(f"exported {path}")
+
+    def open_comparison(self) -> ComparisonWindow:
+        """Show the comparison window (beside this one, not modal), this session's result in it first."""
+        if self.comparison is None:
+            self.comparison = ComparisonWindow(self)
+            self.comparison.last_folder = self.last_folder
+            self.comparison.set_session_run(*self._session_run())
+        self.comparison.show()
+        self.comparison.raise_()
+        self.comparison.activateWindow()
+        return self.comparison
 
     def _show_correlation(self, result) -> None:
         if result is None:
@@ -134,6 +182,7 @@ class ResultsPanel(QWidget):
                 item.setBackground(QColor(255, 255 - strength, 255 - strength) if value > 0
                                    else QColor(255 - strength, 255 - strength, 255))
                 self.correlation.setItem(i, j, item)
+        self.correlation.resizeColumnsToContents()
 
     def choose_export(self) -> None:
         """Ask where to write the result; the dialog confirms overwriting."""
