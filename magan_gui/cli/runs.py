@@ -272,7 +272,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="learn the best-match parameter distribution for true images")
     p.add_argument("--simulator", required=True)
     p.add_argument("--emulator", required=True, help="emulator file from `magan pretrain`")
-    p.add_argument("--true", required=True, help=".npz, .npy, .h5 or a folder of PNG/TIFF images")
+    p.add_argument("--true", required=True, help=".npz, .npy, .h5, a folder of PNG/TIFF images, or a ROOT file: "
+                   "file.root, file.root:PATTERN (TH2 names) or file.root:TREE/BRANCH")
     p.add_argument("-o", "--output", required=True, help="result .json (samples go to NAME.samples.csv)")
     p.add_argument("--discriminator-on", choices=("simulated", "emulated"),
                    help="fakes shown to the discriminator: simulated (default) or emulated "

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -28,13 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.data import DataError, load_true_images, make_closure_set
+from ...core.data import DataError, load_true_images, make_closure_set, split_root_selector
 from ...core.simulators import BUILTIN_SIMULATORS, RANGES_MARK, SimulatorError, load_simulator, split_ranges
 from ..session import Session
 from ..widgets import ImageGrid
 
 PLUGIN_ITEM = "plugin file…"
-FILE_FILTER = "True images (*.npz *.npy *.h5 *.hdf5);;All files (*)"
+FILE_FILTER = "True images (*.npz *.npy *.h5 *.hdf5 *.root);;All files (*)"
 
 
 def spec_with_ranges(spec: str, own: list, ranges: dict[str, tuple[float, float]]) -> str:
@@ -143,8 +144,14 @@ class TrueImagesPanel(QWidget):
         self.seed.setToolTip("Random seed of the draw: the same seed gives the same images")
         self.generate_button = QPushButton("Generate closure-test images")
         self.load_button = QPushButton("Load true images…")
-        self.load_button.setToolTip("Load .npz, .npy, HDF5 or a folder of PNG/TIFF files (or drop them here)")
+        self.load_button.setToolTip("Load .npz, .npy, HDF5, ROOT or a folder of PNG/TIFF files (or drop them here)")
         self.load_folder_button = QPushButton("Load folder…")
+        # a ROOT file holding several sets of images needs a selector after its path, which no file dialog asks
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("path, or file.root:selector (Enter loads)")
+        self.path_edit.setToolTip("A path to load when Enter is pressed. A ROOT file with several sets of images "
+                                  "takes a selector after its path: file.root:hits_* (TH2 histograms by name) or "
+                                  "file.root:tree/branch (a branch of fixed-size image arrays)")
 
         gen_box = QGroupBox("Closure test: simulate true images")
         gen_layout = QVBoxLayout(gen_box)
@@ -156,9 +163,12 @@ class TrueImagesPanel(QWidget):
         gen_layout.addWidget(self.generate_button)
         gen_layout.addStretch(1)
         load_box = QGroupBox("Or load data")
-        load_layout = QHBoxLayout(load_box)
-        load_layout.addWidget(self.load_button)
-        load_layout.addWidget(self.load_folder_button)
+        load_layout = QVBoxLayout(load_box)
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(self.load_button)
+        buttons_row.addWidget(self.load_folder_button)
+        load_layout.addLayout(buttons_row)
+        load_layout.addWidget(self.path_edit)
 
         left = QVBoxLayout()
         sim_row = QHBoxLayout()
@@ -202,6 +212,7 @@ class TrueImagesPanel(QWidget):
         self.generate_button.clicked.connect(self.generate)
         self.load_button.clicked.connect(self.choose_file)
         self.load_folder_button.clicked.connect(self.choose_folder)
+        self.path_edit.returnPressed.connect(self._path_entered)
         session.simulator_changed.connect(self._show_simulator)
         session.true_changed.connect(self.show_true)
 
@@ -344,8 +355,14 @@ class TrueImagesPanel(QWidget):
         if path:
             self.load(path)
 
+    def _path_entered(self) -> None:
+        if self.path_edit.text().strip():
+            self.load(self.path_edit.text().strip())
+
     def load(self, path: str) -> bool:
-        """Load true images; on failure show why and keep what was loaded before."""
+        """Load true images (a path, or ``file.root:selector``); on failure show why and keep what was loaded
+        before.  The path stays in the text entry, where a refused ROOT file can be given a selector."""
+        self.path_edit.setText(str(path))
         simulator = self.session.simulator
         if simulator is None:
             self.error.emit("choose a simulator first")
@@ -355,7 +372,7 @@ class TrueImagesPanel(QWidget):
         except DataError as exc:
             self.error.emit(str(exc))
             return False
-        self.last_folder = str(Path(path).parent)
+        self.last_folder = str(split_root_selector(path)[0].parent)
         self.session.set_true(true)
         return True
 
@@ -401,7 +418,7 @@ class TrueImagesPanel(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """Disable the controls while a job runs."""
-        for w in (self.generate_button, self.load_button, self.load_folder_button, self.simulator_box,
-                  self.ranges_button):
+        for w in (self.generate_button, self.load_button, self.load_folder_button, self.path_edit,
+                  self.simulator_box, self.ranges_button):
             w.setEnabled(not busy)
 
