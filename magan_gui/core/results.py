@@ -15,7 +15,7 @@ import torch
 from .calibration import CalibrationOutcome
 from .data import TrueImages
 from .emulator import TrainedEmulator
-from .errors import MaganError, one_line
+from .errors import OutputError
 from .files import refuse_existing, write_atomically
 from .image_checks import CHECK_IMAGES, compare_images
 from .pretraining import emulator_verdict
@@ -356,29 +356,6 @@ def format_eigentunes(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class ResultError(MaganError, ValueError):
-    """A file is not a readable magan result."""
-
-
-def read_result(path: str | Path) -> dict[str, Any]:
-    """A result JSON written by ``write_result``, checked to be one; ResultError says what is wrong."""
-    path = Path(path).expanduser()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            result = json.load(fh)
-    except FileNotFoundError:
-        raise ResultError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultError(f"{path}: not a result file ({one_line(exc)})") from None
-    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
-        raise ResultError(f"{path}: not a magan result (no \"format\": \"{RESULT_FORMAT}\")")
-    rows = result.get("parameters")
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and {"name", "mean", "std"} <= r.keys()
-                                                         for r in rows):
-        raise ResultError(f"{path}: its \"parameters\" are missing or lack name, mean and std")
-    return result
-
-
 def tune_files(result: dict[str, Any]) -> dict[str, str]:
     """The eigentunes as files a simulation job can read: file name -> text.
 
@@ -388,7 +365,7 @@ def tune_files(result: dict[str, Any]) -> dict[str, str]:
     names = [row["name"] for row in result["parameters"]]
     tunes = result.get("eigentunes")
     if not tunes:
-        raise ResultError("the result has no eigentunes (it was written by an older magan-gui): calibrate again")
+        raise OutputError("the result has no eigentunes (it was written by an older magan-gui): calibrate again")
 
     def text(values: dict[str, float]) -> str:
         return "".join(f"{name} {values[name]:.9g}\n" for name in names)

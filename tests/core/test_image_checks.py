@@ -10,9 +10,10 @@ import torch
 from torch.nn import functional as F
 
 from magan_gui.cli import main
+from magan_gui.core.comparison import ResultFileError, load_run
 from magan_gui.core.data import make_closure_set
 from magan_gui.core.image_checks import compare_images, intensity_histogram, pixel_maps, projections
-from magan_gui.core.results import ResultError, eigentunes, read_result, tune_files
+from magan_gui.core.results import eigentunes, tune_files
 from tests.conftest import LINES_MEAN, LINES_STD
 
 
@@ -113,7 +114,7 @@ def test_a_result_carries_image_checks_and_eigentunes(lines, lines_true, tmp_pat
     assert float(lines_of[0].split()[1]) == pytest.approx(result["eigentunes"][0]["parameters"]["m"], rel=1e-6)
 
     path = tmp_path / "result.json"
-    path.write_text(json.dumps(result))
+    path.write_text(json.dumps(result))   # (a result with no samples_csv named: tune needs none)
     assert main(["tune", str(path), "-o", str(tmp_path / "tunes")]) == 0
     written = json.loads((tmp_path / "tunes" / "eigentunes.json").read_text())
     assert written["best_match"]["m"] == pytest.approx(result["parameters"][0]["mean"])
@@ -125,12 +126,13 @@ def test_a_result_carries_image_checks_and_eigentunes(lines, lines_true, tmp_pat
 
 
 @pytest.mark.parametrize("content, message", [("{", "not a result file"), ('{"format": "other"}', "not a magan result"),
-                                              ('{"format": "magan-result/1", "parameters": []}', "parameters")])
+                                              ('{"format": "magan-result/1", "simulator": "lines", "parameters": []}',
+                                               "no parameter rows")])
 def test_tune_refuses_what_is_not_a_result(tmp_path, capsys, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
-    with pytest.raises(ResultError, match=message):
-        read_result(path)
+    with pytest.raises(ResultFileError, match=message):
+        load_run(path)
     assert main(["tune", str(path), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
