@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="magan-gui", description=__doc__.splitlines()[0])
     parser.add_argument("--simulator", default="lines", help="lines, circles, path/to/file.py:ClassName "
                         "or path/to/sim.toml (an external program)")
-    parser.add_argument("--true", help="true images (.npz, .npy, .h5 or a folder); default: a closure-test set")
+    parser.add_argument("--true", help="true images (.npz, .npy, .h5, a folder, or file.root[:selector]); "
+                        "default: a closure-test set")
     parser.add_argument("--emulator", help="an emulator file trained before")
     parser.add_argument("--preset", default="quick", help="the run panels' starting settings: quick (default), "
                         "full, paper or a preset file (.toml)")
