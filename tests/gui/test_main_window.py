@@ -367,6 +367,20 @@ def test_results_exports(qtbot, calibrated, tmp_path):
     assert pt2.stat().st_size > 1000
     assert str(pt2) in results.saved.text()
 
+    assert results.tunes_button.isEnabled()
+    with qtbot.waitSignal(results.message, timeout=5000):
+        assert results.export_tunes(str(tmp_path / "tunes"))
+    variation = (tmp_path / "tunes" / "axis0_plus.txt").read_text().split()
+    assert variation[0::2] == ["m", "x0", "c", "x_steps"]
+    assert float(variation[1]) == pytest.approx(window.session.result["eigentunes"][0]["parameters"]["m"])
+    assert not results.export_tunes(str(tmp_path / "tunes"))  # files are not replaced unless the dialog asked
+    assert "already exists" in window.last_error
+    close_message_boxes(window)
+    # the image checks of the same result are drawn on their own tab
+    checks = window.image_checks_panel
+    assert checks.verdict.text().startswith(("✓", "⚠", "No classifier test"))
+    assert checks.map_items["pull"].image.shape == (28, 28)
+
     paths = window.save_pictures(str(tmp_path))
     assert len(paths) == 6 and len(set(paths)) == 6
     for p in paths:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from ...core.checkpoints import save_checkpoint
 from ...core.errors import OutputError
-from ...core.results import format_summary, write_result
+from ...core.results import format_summary, write_result, write_tunes
 from ..session import Session
 from ..widgets import PlotExport
 from .comparison import ComparisonWindow
@@ -81,6 +81,10 @@ class ResultsPanel(QWidget):
                                         "torch.export program (.pt2) that runs without magan-gui")
         self.pictures_button = QPushButton("Save plots as PNG…")
         self.pictures_button.setToolTip("Save a picture of every panel (grids, histograms, curves) into a folder")
+        self.tunes_button = QPushButton("Export eigentunes…")
+        self.tunes_button.setToolTip("Write the best match and its ±1σ variations along the principal axes of the "
+                                     "best-match covariance into a folder: eigentunes.json and one 'name value' "
+                                     "text file per variation, for re-simulating (as magan tune does)")
         self.compare_button = QPushButton("Compare with other results…")
         self.compare_button.setToolTip("Open a window that overlays this result and other result files (or "
                                        "projects): histograms per parameter and a table of the differences")
@@ -93,7 +97,8 @@ class ResultsPanel(QWidget):
         self.correlation.setToolTip("Correlation of the best-match parameters across the generator's samples")
         self.correlation.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         buttons = QHBoxLayout()
-        for b in (self.export_button, self.emulator_button, self.pictures_button, self.compare_button):
+        for b in (self.export_button, self.tunes_button, self.emulator_button, self.pictures_button,
+                  self.compare_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.saved = QLabel("")
@@ -127,6 +132,7 @@ class ResultsPanel(QWidget):
 
         self.export_button.clicked.connect(self.choose_export)
         self.emulator_button.clicked.connect(self.choose_emulator_export)
+        self.tunes_button.clicked.connect(self.choose_tunes_folder)
         self.pictures_button.clicked.connect(self.choose_pictures)
         self.compare_button.clicked.connect(self.open_comparison)
         session.result_changed.connect(self.show_result)
@@ -135,6 +141,7 @@ class ResultsPanel(QWidget):
 
     def _enable(self) -> None:
         self.export_button.setEnabled(self.session.result is not None)
+        self.tunes_button.setEnabled(bool(self.session.result and self.session.result.get("eigentunes")))
         self.emulator_button.setEnabled(self.session.emulator is not None)
 
     def show_result(self, result) -> None:
@@ -205,6 +212,28 @@ class ResultsPanel(QWidget):
         self.last_folder = str(Path(path).parent)
         self.saved.setText(f"wrote {path} and {csv_path}")
         self.message.emit(f"result exported to {path}")
+        return True
+
+    def choose_tunes_folder(self) -> None:
+        """Ask for a folder for the eigentune files."""
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the eigentunes", self.last_folder)
+        if folder:
+            self.export_tunes(folder, overwrite=True)
+
+    def export_tunes(self, folder: str, overwrite: bool = False) -> bool:
+        """Write the best match and its eigentunes into ``folder``; refuse to replace files unless told."""
+        if not (self.session.result and self.session.result.get("eigentunes")):
+            self.error.emit("there are no eigentunes to export: run a calibration first")
+            return False
+        try:
+            paths = write_tunes(folder, self.session.result, overwrite=overwrite)
+        except OutputError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.last_folder = folder
+        self.saved.setText(f"wrote {len(paths)} files to {folder}: eigentunes.json, best_match.txt and "
+                           f"{len(paths) - 2} variations")
+        self.message.emit(f"eigentunes written to {folder}")
         return True
 
     def choose_emulator_export(self) -> None:
