@@ -55,3 +55,24 @@ def test_a_misspecified_simulator_is_warned_about_and_its_plots_export(qtbot, im
     assert float(table[1][1]) == pytest.approx(checks["projections"]["rows_true"][0], rel=1e-6)
     session.result_changed.emit(None)
     assert panel.verdict.text() == EMPTY and panel.map_items["pull"].image is None
+
+
+def test_the_calibration_panel_warns_of_a_mismatch_beside_its_table(qtbot, lines, image_sets):
+    from magan_gui.gui.panels.calibration import CalibrationPanel
+    from tests.core.test_results import _outcome
+
+    session = Session()
+    panel = CalibrationPanel(session)
+    qtbot.addWidget(panel)
+    session.set_simulator(lines, "lines")
+    outcome = _outcome()
+    true, simulated = image_sets
+    rows = [{"name": n, "mean": float(m), "std": float(s)} for n, m, s in
+            zip(["m", "x0", "c", "x_steps"], outcome.samples.mean(0), outcome.samples.std(0))]
+    result = {"parameters": rows, "converged": True, "image_checks": compare_images(true, simulated)}
+    panel.show_outcome(outcome, result)
+    assert not panel.convergence_warning.isVisibleTo(panel)
+    result = dict(result, image_checks=compare_images(wider_profile(true), simulated))
+    panel.show_outcome(outcome, result)
+    assert panel.convergence_warning.isVisibleTo(panel)
+    assert panel.convergence_warning.text().startswith("⚠ Mismatch: the simulator cannot reproduce these images")

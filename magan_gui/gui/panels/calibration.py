@@ -258,9 +258,13 @@ class CalibrationPanel(RunPanel):
 
     def show_outcome(self, outcome, result, state: dict | None = None) -> None:
         """Draw a finished calibration's samples and table and hand it (and its state) to the session."""
-        failed = result.get("converged") is False
-        self.convergence_warning.setText(f"⚠ Not converged: {result['image_check']['note']}." if failed else "")
-        self.convergence_warning.setVisible(failed)
+        warnings = []
+        if result.get("converged") is False:
+            warnings.append(f"⚠ Not converged: {result['image_check']['note']}.")
+        if (result.get("image_checks") or {}).get("reproduces") is False:
+            warnings.append(f"⚠ Mismatch: {result['image_checks']['note']} (tab 6, Image checks).")
+        self.convergence_warning.setText("\n".join(warnings))
+        self.convergence_warning.setVisible(bool(warnings))
         for i, h in enumerate(self.histograms):
             h.set_samples(outcome.samples[:, i])
         for i, row in enumerate(result["parameters"]):
