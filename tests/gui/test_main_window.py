@@ -142,6 +142,30 @@ def test_a_good_file_loads(qtbot, window, monkeypatch, tmp_path, lines_true):
         assert box.value() == pytest.approx(value, abs=0.01)
 
 
+def test_an_ambiguous_root_file_is_loaded_by_adding_a_selector_in_the_path_line(qtbot, window, monkeypatch, tmp_path,
+                                                                                lines_true):
+    from PySide6.QtCore import Qt
+
+    from tests.core.test_root_input import _write, uproot  # noqa: F401  (skips without the root extra)
+
+    images = lines_true.images[:5]
+    path = _write(tmp_path / "data.root", {**{f"hit_{i}": images[i] for i in range(5)},
+                                            "events": {"image": images[:3].astype(np.float32)}})
+    monkeypatch.setattr(true_images_module.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (path, "")))
+    before = window.session.true
+    click(qtbot, window.true_panel.load_button)             # histograms and a tree: which images?
+    assert window.session.true is before and "hit_" in window.last_error and "events" in window.last_error
+    close_message_boxes(window)
+    line = window.true_panel.path_edit
+    assert line.text() == path                               # the path is there to add a selector to
+    line.setFocus()
+    line.end(False)
+    qtbot.keyClicks(line, ":hit_*")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert window.session.true.source == f"{path}:hit_*" and len(window.session.true) == 5
+    np.testing.assert_allclose(window.session.true.images, images, atol=1e-6)
+
+
 # -- pretraining ---------------------------------------------------------------------------------------
 def test_pretraining_runs_and_the_scrubber_looks_back(qtbot, window, wait_run):
     panel = window.pretrain_panel
