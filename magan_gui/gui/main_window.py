@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -42,6 +43,7 @@ from ..core.project import Project
 from ..core.simulators import BUILTIN_SIMULATORS, LoadedSimulator
 from .panels.bank import BankPanel
 from .panels.calibration import CalibrationPanel
+from .panels.explorer import EmulatorExplorer
 from .panels.pretraining import PretrainingPanel
 from .panels.results import ResultsPanel
 from .panels.run_panel import RunPanel
@@ -81,6 +83,9 @@ ratio. An orange note warns before Start when the emulator is rough or poor, and
 <p><b>5 Results.</b> The best-match table, the correlations and the provenance. <b>Export best-match
 parameters…</b> (Ctrl+E) writes the result JSON with the samples CSV beside it; <b>Export emulator…</b> saves
 the emulator; <b>Save plots as PNG…</b> saves a picture of every panel.</p>
+<p><b>View ▸ Emulator explorer</b> (Ctrl+Shift+X) opens a dock with one slider per parameter: the emulator's
+image follows the sliders, beside the simulator's image for the same values (<b>Simulate</b>, or on release)
+and their difference. <b>Best match</b>, <b>Sample</b> and <b>Default</b> set the sliders.</p>
 <h3>Runs</h3>
 <p>Each run panel has <b>Start</b>, <b>Continue</b> (trains the last run further), <b>Pause</b> and <b>Stop</b>;
 the Run menu and the toolbar have them too: Start (Ctrl+R), Pause / resume (Ctrl+P), Stop (Ctrl+.). Stop ends the
@@ -152,6 +157,13 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.calibrate_panel, "4  Calibration")
         self.tabs.addTab(self.results_panel, "5  Results")
         self.setCentralWidget(self.tabs)
+        # the explorer is a dock beside the panels (or floating), hidden until View ▸ Emulator explorer
+        self.explorer = EmulatorExplorer(self.session)
+        self.explorer_dock = QDockWidget("Emulator explorer", self)
+        self.explorer_dock.setObjectName("emulatorExplorerDock")
+        self.explorer_dock.setWidget(self.explorer)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.explorer_dock)
+        self.explorer_dock.hide()
 
         self.device_box = QComboBox()
         self.device_box.addItems(available_devices())
@@ -230,6 +242,12 @@ class MainWindow(QMainWindow):
         run_menu = self.menuBar().addMenu("&Run")
         for a in (self.run_all_action, self.start_action, self.pause_action, self.stop_action):
             run_menu.addAction(a)
+        self.explorer_action = self.explorer_dock.toggleViewAction()
+        self.explorer_action.setText("&Emulator explorer")
+        self.explorer_action.setShortcut(QKeySequence("Ctrl+Shift+X"))
+        self.explorer_action.setStatusTip("Show or hide the emulator explorer: a slider per parameter, the "
+                                          "emulator's image beside the simulator's")
+        self.menuBar().addMenu("&View").addAction(self.explorer_action)
         self.quick_start_action = action("&Quick start", "F1", self.show_quick_start,
                                          "A short guide to the panels, runs and projects")
         self.about_action = action("&About magan-gui", "", self.show_about,
@@ -395,6 +413,7 @@ class MainWindow(QMainWindow):
         self.true_panel.set_busy(busy)
         self.bank_panel.set_running(busy and self.active is self.bank_panel)
         self.bank_panel.set_startable(not busy)
+        self.explorer.set_busy(busy)
         self.device_box.setEnabled(not busy)
         self.start_action.setEnabled(not busy)
         self.run_all_action.setEnabled(not busy)
