@@ -44,6 +44,7 @@ from ..core.simulators import BUILTIN_SIMULATORS, LoadedSimulator
 from .panels.bank import BankPanel
 from .panels.calibration import CalibrationPanel
 from .panels.explorer import EmulatorExplorer
+from .panels.image_checks import ImageChecksPanel
 from .panels.pretraining import PretrainingPanel
 from .panels.results import ResultsPanel
 from .panels.run_panel import RunPanel
@@ -57,7 +58,7 @@ README_PATH = Path(__file__).resolve().parents[2] / "README.md"   # beside the p
 
 # Help ▸ Quick start. The names are those the window shows (tabs, buttons, menus): keep them in step.
 QUICK_START_HTML = """
-<h3>magan-gui in five panels</h3>
+<h3>magan-gui in six panels</h3>
 <p>magan-gui calibrates a simulator's parameters against true images: it trains an emulator of the simulator,
 then a generator of parameters whose simulated images a discriminator cannot tell from the true ones.
 Work through the tabs from left to right; <b>Run ▸ Run all</b> (Ctrl+Shift+R) pretrains and then calibrates in
@@ -65,8 +66,9 @@ one go.</p>
 <p><b>1 True images.</b> Choose the simulator (lines, circles, or a plugin file…) and, with
 <b>Parameter ranges…</b> if needed, the range of each parameter. Then either generate a closure test (a true
 mean and std per parameter, the number of images and a seed, then <b>Generate closure-test images</b>) or load
-your data with <b>Load true images…</b> (.npz, .npy, .h5) or <b>Load folder…</b> (PNG or TIFF files); files
-dropped on the panel load too.</p>
+your data with <b>Load true images…</b> (.npz, .npy, .h5, .root) or <b>Load folder…</b> (PNG or TIFF files);
+files dropped on the panel load too. A ROOT file holding several sets of images takes a selector typed after its
+path in the path line (<code>file.root:hits_*</code> or <code>file.root:tree/branch</code>), then Enter.</p>
 <p><b>2 Bank</b> (optional, for an expensive simulator). Simulate the simulator once over the parameter box into
 a bank file (.h5), in one or more workers; <b>Stop</b> keeps every finished chunk and <b>Resume</b> finishes the
 file. <b>Use an existing bank…</b> takes one made by <code>magan bank</code>. Pretraining can then learn from the
@@ -79,10 +81,17 @@ rough or poor (train it longer). <b>Load emulator…</b> uses one trained before
 generated parameters (blue) over the true per-image values (grey, in a closure test) and the default value
 (red dashes); the table gives the best-match mean and std against the truth, the bias in true σ and the std
 ratio. An orange note warns before Start when the emulator is rough or poor, and a red
-"Not converged" warning appears when the result's own image-space check fails.</p>
-<p><b>5 Results.</b> The best-match table, the correlations and the provenance. <b>Export best-match
-parameters…</b> (Ctrl+E) writes the result JSON with the samples CSV beside it; <b>Export emulator…</b> saves
-the emulator; <b>Save plots as PNG…</b> saves a picture of every panel.</p>
+"Not converged" or "Mismatch" warning appears when the result's own image checks fail. <b>Ensemble members</b>
+above 1 calibrates that many times (own seeds, bootstrap resamples of the true images) and gives every figure
+in the table a ± from their spread.</p>
+<p><b>5 Results.</b> The best-match table, the correlations, the provenance and a corner plot of the
+best-match samples. <b>Export best-match parameters…</b> (Ctrl+E) writes the result JSON with the samples CSV
+beside it; <b>Export eigentunes…</b> writes the ±1σ variations along the covariance's principal axes as files to
+re-simulate; <b>Export emulator…</b> saves the emulator; <b>Save plots as PNG…</b> saves a picture of every
+panel; <b>Compare with other results…</b> overlays other result files or projects.</p>
+<p><b>6 Image checks.</b> Images simulated at the best match against the true images: mean, std and pull maps,
+row and column projections, the intensity histogram, and a classifier test whose verdict is green, or red when
+the simulator cannot reproduce the images at any parameters. It needs no true parameters: use it on data.</p>
 <p><b>View ▸ Emulator explorer</b> (Ctrl+Shift+X) opens a dock with one slider per parameter: the emulator's
 image follows the sliders, beside the simulator's image for the same values (<b>Simulate</b>, or on release)
 and their difference. <b>Best match</b>, <b>Sample</b> and <b>Default</b> set the sliders.</p>
@@ -98,7 +107,8 @@ closed without saving, <b>File ▸ Recover the autosave</b> brings it back.</p>
 <h3>Without a window</h3>
 <p>The same engine runs headless with the <code>magan</code> command: <code>magan example</code> runs this
 closure test, and <code>magan simulate</code>, <code>magan bank</code>, <code>magan pretrain</code> and
-<code>magan calibrate</code> run the steps one by one. <code>magan --help</code> lists them all.</p>
+<code>magan calibrate</code> run the steps one by one; <code>magan tune</code> writes a result's eigentunes and
+<code>magan compare</code> compares results. <code>magan --help</code> lists them all.</p>
 """
 
 
@@ -150,12 +160,14 @@ class MainWindow(QMainWindow):
         self.pretrain_panel = PretrainingPanel(self.session)
         self.calibrate_panel = CalibrationPanel(self.session)
         self.results_panel = ResultsPanel(self.session)
+        self.image_checks_panel = ImageChecksPanel(self.session)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.true_panel, "1  True images")
         self.tabs.addTab(self.bank_panel, "2  Bank")
         self.tabs.addTab(self.pretrain_panel, "3  Pretraining")
         self.tabs.addTab(self.calibrate_panel, "4  Calibration")
         self.tabs.addTab(self.results_panel, "5  Results")
+        self.tabs.addTab(self.image_checks_panel, "6  Image checks")
         self.setCentralWidget(self.tabs)
         # the explorer is a dock beside the panels (or floating), hidden until View ▸ Emulator explorer
         self.explorer = EmulatorExplorer(self.session)
@@ -299,9 +311,11 @@ class MainWindow(QMainWindow):
         configs = workflow.StageConfigs(self.pretrain_panel.config(), self.calibrate_panel.config())
         simulator, true, device, bank = s.simulator, s.true, s.device, self.pretrain_panel.chosen_bank()
 
+        members = self.calibrate_panel.members_input.value()
+
         def job(observe, control) -> workflow.PipelineRun:
             return workflow.run_pipeline(simulator, true, configs, device, observer=observe, control=control,
-                                         on_pretrained=observe, bank=bank)
+                                         on_pretrained=observe, bank=bank, members=members)
 
         self.pretrain_panel.begin_run()
         self.tabs.setCurrentWidget(self.pretrain_panel)

@@ -20,7 +20,8 @@ from .conftest import close_message_boxes, open_message_boxes
 # buttons the quick start names: each must be one the window really has
 GUIDE_BUTTONS = ("Parameter ranges…", "Generate closure-test images", "Load true images…", "Load folder…",
                  "Use an existing bank…", "Load emulator…", "Continue", "Export best-match parameters…",
-                 "Export emulator…", "Save plots as PNG…")
+                 "Export emulator…", "Save plots as PNG…", "Export eigentunes…", "Compare with other results…",
+                 "Best match", "Sample", "Default", "Simulate")
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ def colleague_project(tmp_path, lines_true) -> Path:
 
 # -- help ----------------------------------------------------------------------------------------------
 def test_the_help_menu_follows_file_and_run(window):
-    assert [plain(a.text()) for a in window.menuBar().actions()] == ["File", "Run", "Help"]
+    assert [plain(a.text()) for a in window.menuBar().actions()] == ["File", "Run", "View", "Help"]
     help_menu = menu(window, "Help")
     assert [plain(a.text()) for a in help_menu.actions()] == ["Quick start", "About magan-gui"]
     assert entry(help_menu, "Quick start").shortcut() == QKeySequence("F1")
@@ -111,7 +112,8 @@ def test_quick_start_guides_through_every_panel_beside_the_window(qtbot, window)
     for name in GUIDE_BUTTONS:
         assert name in buttons and name in text, name
     for words in ("good", "rough", "poor", "Not converged", "File ▸ Save project", "File ▸ Open project",
-                  "File ▸ Open Recent", "File ▸ Recover the autosave", "Pause", "Stop", "magan --help"):
+                  "File ▸ Open Recent", "File ▸ Recover the autosave", "Pause", "Stop", "magan --help",
+                  "Mismatch", "Ensemble members", "View ▸ Emulator explorer", "magan tune", "magan compare"):
         assert words in text, words
     assert window.isEnabled() and window.tabs.isEnabled()     # the window stays usable beside it
 
