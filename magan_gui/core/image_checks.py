@@ -42,6 +42,10 @@ MISMATCH_NOTE = ("the simulator cannot reproduce these images at any parameters 
                  "apart (look at the pull map and projections to see where)")
 
 
+UNCONVERGED_MISMATCH_NOTE = ("the best-match images are clearly unlike the true ones, and the calibration has not "
+                             "converged: train further before concluding that the simulator cannot reproduce them")
+
+
 class _TwoSampleClassifier(nn.Module):
     """A small CNN for any image size: two strided convolutions, pooled to 4x4, one logit."""
 

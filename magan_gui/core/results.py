@@ -17,7 +17,7 @@ from .data import TrueImages
 from .emulator import TrainedEmulator
 from .errors import OutputError
 from .files import refuse_existing, write_atomically
-from .image_checks import CHECK_IMAGES, compare_images
+from .image_checks import CHECK_IMAGES, UNCONVERGED_MISMATCH_NOTE, compare_images
 from .pretraining import emulator_verdict
 from .simulators import LoadedSimulator
 
@@ -184,6 +184,8 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
     corr = np.corrcoef(samples, rowvar=False) if len(space) > 1 else np.ones((1, 1))
     covariance = np.atleast_2d(np.cov(samples, rowvar=False))
     check = convergence(outcome)
+    if image_checks["reproduces"] is False and not check["converged"]:
+        image_checks["note"] = UNCONVERGED_MISMATCH_NOTE  # a run still far off is no verdict on the simulator
     return {
         "format": RESULT_FORMAT,
         "simulator": simulator.name, "simulator_spec": simulator.spec,
@@ -313,7 +315,9 @@ def format_summary(result: dict[str, Any]) -> str:
                      f"{check['limit']:g}): {'converged' if result['converged'] else 'NOT CONVERGED'}")
     test = (result.get("image_checks") or {}).get("classifier")
     if test:
-        verdict = "reproduces the images" if result["image_checks"]["reproduces"] else "DOES NOT REPRODUCE THE IMAGES"
+        verdict = ("reproduces the images" if result["image_checks"]["reproduces"] else
+                   "DOES NOT REPRODUCE THE IMAGES" if result.get("converged", True) else
+                   "CLEARLY UNLIKE THE IMAGES (not converged)")
         lines.append(f"image-space test: a classifier tells best-match images from the true ones with accuracy "
                      f"{test['accuracy']:.2f} (two halves of the true images: {test['reference_accuracy']:.2f}; "
                      f"limit {test['limit']:.2f}): {verdict}")

@@ -146,10 +146,21 @@ def test_the_result_warns_on_a_misspecified_closure_and_not_on_a_right_one(lines
     from magan_gui.core.results import format_summary
     from tests.core.test_results import _outcome, _result
 
-    right, _ = _result(lines, lines_true, _outcome(n=2000, seed=5))
+    def converged_outcome():
+        outcome = _outcome(n=2000, seed=5)
+        outcome.noise_floor = outcome.image_distance   # an image-check ratio of 1: converged
+        return outcome
+
+    right, _ = _result(lines, lines_true, converged_outcome())
     assert right["image_checks"]["reproduces"] is True and "MISMATCH" not in format_summary(right)
     wide = TrueImages(wider_profile(lines_true.images), lines_true.params, lines_true.param_names, "wider lines")
-    wrong, _ = _result(lines, wide, _outcome(n=2000, seed=5))
-    assert wrong["image_checks"]["reproduces"] is False
+    wrong, _ = _result(lines, wide, converged_outcome())
+    assert wrong["converged"] and wrong["image_checks"]["reproduces"] is False
     summary = format_summary(wrong)
     assert "DOES NOT REPRODUCE THE IMAGES" in summary and "MISMATCH: the simulator cannot reproduce" in summary
+    # a calibration that has not converged is no verdict on the simulator: the note says to train further
+    unfinished, _ = _result(lines, wide, _outcome(n=2000, seed=5))
+    assert unfinished["converged"] is False and unfinished["image_checks"]["reproduces"] is False
+    assert "has not converged: train further" in unfinished["image_checks"]["note"]
+    assert "not converged" in format_summary(unfinished)
+    assert "MISMATCH: the simulator cannot reproduce" not in format_summary(unfinished)

@@ -70,6 +70,7 @@ class ImageChecksPanel(QWidget):
                                       orientation="horizontal", width=10)
                 bar.setImageItem(item)
                 self.maps.addItem(bar, row=2, col=col)
+            self.maps.ci.layout.setColumnStretchFactor(col, 1)   # every map as wide as the others
         self.maps.setMinimumHeight(200)
         self.exports.append(PlotExport(self.maps, "image-check maps", array=self._map_array))
 
