@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..session import Session
-from ..widgets import PALETTE, PlotExport
+from ..widgets import PALETTE, ColourBar, PlotExport
 
 MAP_TITLES = (("true_mean", "true: mean"), ("simulated_mean", "best match: mean"), ("true_std", "true: std"),
               ("simulated_std", "best match: std"), ("pull", "pull (mean difference / its error)"))
@@ -65,11 +65,6 @@ class ImageChecksPanel(QWidget):
             item.setLookupTable((diverging if key == "pull" else viridis).getLookupTable(nPts=256))
             plot.addItem(item)
             self.map_items[key] = item
-            if key == "pull":
-                bar = pg.ColorBarItem(values=(-PULL_LIMIT, PULL_LIMIT), colorMap=diverging, interactive=False,
-                                      orientation="horizontal", width=10)
-                bar.setImageItem(item)
-                self.maps.addItem(bar, row=2, col=col)
             self.maps.ci.layout.setColumnStretchFactor(col, 1)   # every map as wide as the others
         self.maps.setMinimumHeight(200)
         self.exports.append(PlotExport(self.maps, "image-check maps", array=self._map_array))
@@ -95,6 +90,16 @@ class ImageChecksPanel(QWidget):
                                   (self.intensity_plot, "intensity histogram", self._intensity_table)):
             self.exports.append(PlotExport(plot, name, table=table))
 
+        # the pull map's colours (a plain widget: pyqtgraph's colour-bar item crashed on deletion in tests)
+        pull_scale = QHBoxLayout()
+        pull_scale.addStretch(1)
+        pull_scale.addWidget(QLabel("pull colours:"))
+        pull_scale.addWidget(QLabel(f"−{PULL_LIMIT:g}"))
+        self.pull_bar = ColourBar(diverging, (-PULL_LIMIT, PULL_LIMIT))
+        self.pull_bar.setFixedWidth(220)
+        pull_scale.addWidget(self.pull_bar)
+        pull_scale.addWidget(QLabel(f"+{PULL_LIMIT:g} (and beyond)"))
+
         lower = QGridLayout()
         lower.addWidget(self.rows_plot, 0, 0)
         lower.addWidget(self.columns_plot, 0, 1)
@@ -103,6 +108,7 @@ class ImageChecksPanel(QWidget):
         layout.addWidget(self.verdict)
         layout.addWidget(self.summary)
         layout.addWidget(self.maps, 3)
+        layout.addLayout(pull_scale)
         layout.addLayout(lower, 2)
         session.result_changed.connect(self.show_result)
         self.checks: dict | None = None
