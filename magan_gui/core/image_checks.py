@@ -42,8 +42,9 @@ MISMATCH_NOTE = ("the simulator cannot reproduce these images at any parameters 
                  "apart (look at the pull map and projections to see where)")
 
 
-UNCONVERGED_MISMATCH_NOTE = ("the best-match images are clearly unlike the true ones, and the calibration has not "
-                             "converged: train further before concluding that the simulator cannot reproduce them")
+UNCONVERGED_MISMATCH_NOTE = ("the best-match images are clearly unlike the true ones and the calibration has not "
+                             "converged: either it needs more training (if further training does not bring the images "
+                             "closer), or the simulator cannot reproduce these images at any parameters in the box")
 
 
 class _TwoSampleClassifier(nn.Module):

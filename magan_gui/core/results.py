@@ -185,7 +185,7 @@ def build_result(simulator: LoadedSimulator, outcome: CalibrationOutcome, true: 
     covariance = np.atleast_2d(np.cov(samples, rowvar=False))
     check = convergence(outcome)
     if image_checks["reproduces"] is False and not check["converged"]:
-        image_checks["note"] = UNCONVERGED_MISMATCH_NOTE  # a run still far off is no verdict on the simulator
+        image_checks["note"] = UNCONVERGED_MISMATCH_NOTE  # a run still far off may only need training
     return {
         "format": RESULT_FORMAT,
         "simulator": simulator.name, "simulator_spec": simulator.spec,
@@ -317,7 +317,8 @@ def format_summary(result: dict[str, Any]) -> str:
     if test:
         verdict = ("reproduces the images" if result["image_checks"]["reproduces"] else
                    "DOES NOT REPRODUCE THE IMAGES" if result.get("converged", True) else
-                   "CLEARLY UNLIKE THE IMAGES (not converged)")
+                   "DOES NOT REPRODUCE THE IMAGES (not converged either: train further, or the simulator "
+                   "cannot make them)")
         lines.append(f"image-space test: a classifier tells best-match images from the true ones with accuracy "
                      f"{test['accuracy']:.2f} (two halves of the true images: {test['reference_accuracy']:.2f}; "
                      f"limit {test['limit']:.2f}): {verdict}")
