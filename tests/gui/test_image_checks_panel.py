@@ -54,7 +54,8 @@ def test_a_misspecified_simulator_is_warned_about_and_its_plots_export(qtbot, im
     assert table[0][0] == "row" and len(table) == 29
     assert float(table[1][1]) == pytest.approx(checks["projections"]["rows_true"][0], rel=1e-6)
     session.result_changed.emit(None)
-    assert panel.verdict.text() == EMPTY and panel.map_items["pull"].image is None
+    assert panel.verdict.text() == EMPTY and not panel.map_items["pull"].isVisible()
+    assert panel.curves["rows"][0].getData()[0] is None or len(panel.curves["rows"][0].getData()[0]) == 0
 
 
 def test_the_calibration_panel_warns_of_a_mismatch_beside_its_table(qtbot, lines, image_sets):

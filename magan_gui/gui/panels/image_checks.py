@@ -132,11 +132,12 @@ class ImageChecksPanel(QWidget):
                                  "by an older magan-gui).")
             self.verdict.setStyleSheet("")
             self.summary.setText("")
+            # hidden rather than emptied: empty image and error-bar items crashed pyqtgraph on deletion in tests
             for item in self.map_items.values():
-                item.clear()
+                item.setVisible(False)
             for true, errors, simulated in self.curves.values():
                 true.setData([], [])
-                errors.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
+                errors.setVisible(False)
                 simulated.setData([], [])
             self.intensity_true.setData([], [])
             self.intensity_simulated.setData([], [])
@@ -153,11 +154,13 @@ class ImageChecksPanel(QWidget):
             levels = ((-PULL_LIMIT, PULL_LIMIT) if key == "pull" else (0.0, widest) if key.endswith("std")
                       else (0.0, brightest))
             item.setImage(maps[key], levels=levels, autoLevels=False)
+            item.setVisible(True)
         proj = {k: np.asarray(v) for k, v in checks["projections"].items()}
         for name, (true, errors, simulated) in self.curves.items():
             x = np.arange(len(proj[f"{name}_true"]))
             true.setData(x, proj[f"{name}_true"])
             errors.setData(x=x, y=proj[f"{name}_true"], height=2 * proj[f"{name}_true_error"])
+            errors.setVisible(True)
             simulated.setData(x, proj[f"{name}_simulated"])
         hist = checks["intensity_histogram"]
         edges = np.asarray(hist["edges"])
