@@ -24,6 +24,15 @@ def wider_profile(images: np.ndarray) -> np.ndarray:
     return F.conv2d(F.pad(x, (1, 1, 0, 0), mode="replicate"), kernel).squeeze(1).numpy()
 
 
+def converged_outcome():
+    """Best-match samples of the lines population, from a calibration whose image check passed (ratio 1)."""
+    from tests.core.test_results import _outcome
+
+    outcome = _outcome(n=2000, seed=5)
+    outcome.noise_floor = outcome.image_distance
+    return outcome
+
+
 @pytest.fixture(scope="module")
 def two_draws(lines):
     first = make_closure_set(lines, LINES_MEAN, LINES_STD, 800, seed=11).images
@@ -145,11 +154,6 @@ def test_the_result_warns_on_a_misspecified_closure_and_not_on_a_right_one(lines
     from magan_gui.core.data import TrueImages
     from magan_gui.core.results import format_summary
     from tests.core.test_results import _outcome, _result
-
-    def converged_outcome():
-        outcome = _outcome(n=2000, seed=5)
-        outcome.noise_floor = outcome.image_distance   # an image-check ratio of 1: converged
-        return outcome
 
     right, _ = _result(lines, lines_true, converged_outcome())
     assert right["image_checks"]["reproduces"] is True and "MISMATCH" not in format_summary(right)

@@ -12,7 +12,7 @@ from magan_gui.core.data import TrueImages, make_closure_set
 from magan_gui.core.image_checks import compare_images
 from magan_gui.gui.panels.image_checks import EMPTY
 from tests.conftest import LINES_MEAN, LINES_STD
-from tests.core.test_image_checks import wider_profile
+from tests.core.test_image_checks import converged_outcome, wider_profile
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,7 @@ def test_a_misspecified_simulator_is_warned_about_and_its_plots_export(window, i
 
 
 def test_the_calibration_panel_warns_of_a_mismatch_beside_its_table(window, lines, lines_true):
-    from tests.core.test_results import _outcome, _result
-
-    def converged_outcome():
-        outcome = _outcome(n=2000, seed=5)
-        outcome.noise_floor = outcome.image_distance
-        return outcome
+    from tests.core.test_results import _result
 
     panel = window.calibrate_panel
     outcome = converged_outcome()
