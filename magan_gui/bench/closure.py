@@ -45,6 +45,7 @@ from .paper import (
     PAPER_TRUTH,
     PRETRAIN_ITERATIONS,
 )
+from .timing import StageTimer, timing_markdown
 
 PROFILES = ("quick", "full")
 FIDELITY_TARGET = 1e-3
@@ -141,6 +142,7 @@ class ClosureRun:
     calibrate_columns: list[tuple[int, np.ndarray]] = field(default_factory=list)
     true_grid: np.ndarray | None = None
     trace: list[dict[str, Any]] = field(default_factory=list)  # calibration quality as it trains
+    stages: list[dict[str, Any]] = field(default_factory=list)  # per stage: seconds, iterations, it/s, GPU busy
 
     def summary(self) -> dict[str, Any]:
         """JSON-able numbers of this run (no images)."""
@@ -151,7 +153,7 @@ class ClosureRun:
                                for row in self.result["parameters"]],
                 "image_distance": self.result["calibration"]["image_distance"],
                 "image_check": self.result["image_check"], **self.distances,
-                "trace": self.trace}
+                "stages": self.stages, "trace": self.trace}
 
 
 def _trace_point(snap: CalibrationSnapshot, true_mean: np.ndarray, true_std: np.ndarray) -> dict[str, Any]:
@@ -175,6 +177,8 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
     configs = workflow.StageConfigs(replace(pretrain or configs.pretrain, seed=seed),
                                     replace(calibrate or configs.calibrate, seed=seed))
+    timer = StageTimer(device)
+    timer.begin("true images")
     true = workflow.example_closure_set(simulator, seed, device, n_true)
     pre_columns = FIG6_COLUMNS if simulator.name == "circles" else FIG4_COLUMNS
     pre_at = scaled_columns(pre_columns, PRETRAIN_ITERATIONS[simulator.name],
@@ -196,13 +200,19 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
                 run.true_grid = snap.true
 
     started = time.perf_counter()
+    timer.begin("pretraining")
 
     def pretrained(pretraining: workflow.Pretraining) -> None:
         run.pretrain_seconds = time.perf_counter() - started
+        timer.begin("calibration")
+        pre = timer.stages[-2]
+        pre.iterations = int(pretraining.emulator.meta.get("iteration", 0))
+        pre.loop_seconds = float(pretraining.emulator.meta.get("wall_time", 0.0))
         run.fidelity_mse = float(pretraining.emulator.meta["fidelity_mse"])
         run.start_scores = pretraining.emulator.meta.get("start_scores", [])
+        rate = pre.iterations_per_second or float("nan")
         log(f"  {simulator.name} seed {seed}: pretrained ({pretraining.mode}, {configs.pretrain.iterations} it) in "
-            f"{run.pretrain_seconds:.0f} s, held-out {pretraining.emulator.meta['fidelity_metric']} "
+            f"{run.pretrain_seconds:.0f} s ({rate:.1f} it/s), held-out {pretraining.emulator.meta['fidelity_metric']} "
             f"{run.fidelity_mse:.5f}" + (f"; initialisation {pretraining.emulator.meta['config']['start']} of "
                                          f"{len(run.start_scores)} tried, their scores "
                                          + ", ".join(f"{v:.5f}" for v in run.start_scores) if run.start_scores
@@ -211,13 +221,18 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
     done = workflow.run_pipeline(simulator, true, configs, device, observer=observe, pretrain_snapshots=pre_at,
                                  calibrate_snapshots=cal_at, on_pretrained=pretrained, bank=bank)
     run.calibrate_seconds = time.perf_counter() - started - run.pretrain_seconds
+    timer.end()
+    outcome = done.calibration.outcome
+    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = outcome.iteration, outcome.wall_time
+    run.stages = timer.as_list()
     run.result = done.calibration.result
     run.distances = parameter_space_distances(done.calibration.outcome.samples, true.params,
                                               simulator.example_population, seed=seed)
     worst = max(abs(r["bias_in_true_std"]) for r in run.result["parameters"])
     ratios = ", ".join(f"{r['std_ratio']:.2f}" for r in run.result["parameters"])
+    rate = timer.stages[-1].iterations_per_second or float("nan")
     log(f"  {simulator.name} seed {seed}: calibrated ({configs.calibrate.iterations} it) in "
-        f"{run.calibrate_seconds:.0f} s; worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W "
+        f"{run.calibrate_seconds:.0f} s ({rate:.1f} it/s); worst |bias| {worst:.2f} std, std ratios {ratios}; sliced W "
         f"{run.distances['sliced_wasserstein']:.3f} (floor {run.distances['sliced_wasserstein_floor']:.3f}), "
         f"C2ST accuracy {run.distances['c2st_accuracy']:.3f}; image distance {run.result['image_check']['ratio']:.2f} "
         f"x the true images' own, {'converged' if run.result['converged'] else 'NOT CONVERGED'}")
@@ -279,8 +294,24 @@ def summarise_accuracy(runs: list[ClosureRun]) -> dict[str, Any]:
             "distances": {k: {"mean": float(np.mean(v)), "spread": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
                           for k, v in dist.items()},
             "seconds_per_seed": float(np.mean([r.pretrain_seconds + r.calibrate_seconds for r in runs])),
+            "stages": mean_stages([r.stages for r in runs]),
             "fidelity_mse": float(np.mean([r.fidelity_mse for r in runs])),
             "meets_targets": all(r["meets_target"] for r in rows)}
+
+
+def mean_stages(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each stage's timing averaged over runs (the GPU busy share over the runs that read it)."""
+    out = []
+    for k, first in enumerate(runs[0] if runs else []):
+        rows = [r[k] for r in runs if len(r) > k]
+        busy = [r["gpu_busy"] for r in rows if r["gpu_busy"] is not None]
+        rates = [r["iterations_per_second"] for r in rows if r["iterations_per_second"] is not None]
+        out.append({"stage": first["stage"], "seconds": round(float(np.mean([r["seconds"] for r in rows])), 2),
+                    "iterations": first["iterations"],
+                    "loop_seconds": round(float(np.mean([r["loop_seconds"] for r in rows])), 2),
+                    "iterations_per_second": round(float(np.mean(rates)), 2) if rates else None,
+                    "gpu_busy": round(float(np.mean(busy)), 3) if busy else None})
+    return out
 
 
 def accuracy_markdown(summaries: list[dict[str, Any]]) -> str:
@@ -305,6 +336,8 @@ def accuracy_markdown(summaries: list[dict[str, Any]]) -> str:
                    f"{d['sliced_wasserstein_floor']['mean']:.3f}); classifier two-sample test accuracy "
                    f"{d['c2st_accuracy']['mean']:.3f} ± {d['c2st_accuracy']['spread']:.3f} (0.5 = indistinguishable)."
                    "\n")
+        if s.get("stages"):
+            out.append("Time per seed, mean over seeds:\n\n" + timing_markdown(s["stages"]) + "\n")
     return "\n".join(out)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
-from magan_gui.core.networks import Discriminator, Emulator, Generator, NetworkSizes, Siamese, count_parameters
+from magan_gui.core.networks import Discriminator, Emulator, Generator, NetworkSizes, Siamese, _coords, count_parameters
 
 SHAPES = [(28, 28), (32, 32), (30, 26)]
 
@@ -134,3 +135,50 @@ def test_count_parameters_counts_trainable_only():
     assert count_parameters(g) == 46
     g.net[0].weight.requires_grad_(False)
     assert count_parameters(g) == 46 - 12
+
+
+def _emulator_by_upsampling(e: Emulator, params, noise, latent):
+    """The emulator's images the plain way: upsample, append coordinates, 3x3 and 1x1 convolutions."""
+    n, (h, w) = params.shape[0], e.image_shape
+    field = None
+    if e.latent_field:
+        latent, field = latent[:, :e.latent_vector], latent[:, e.latent_vector:].view(n, 1, h, w)
+    x = params if latent is None or not e.latent_vector else torch.cat([params, latent], 1)
+    x = e.fc(x).view(n, e.base_channels, *e.coarse)
+    for stage in e.stages:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = stage(torch.cat([x, _coords(n, x.shape[2], x.shape[3], x.device, x.dtype)], 1))
+    top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+    parts = [x[:, :, top:top + h, left:left + w], _coords(n, h, w, x.device, x.dtype)]
+    if e.noise_image:
+        parts.append(noise.view(n, 1, h, w) * 2 - 1)
+    if field is not None:
+        parts.append(field)
+    return e.head(torch.cat(parts, 1))
+
+
+@pytest.mark.parametrize("shape, options", [((28, 28), {}), ((28, 28), {"noise_image": True}),
+                                            ((20, 48), {"latent_dim": 8, "latent_field": True}), ((27, 33), {})])
+def test_emulator_computes_the_upsampling_network_exactly(shape, options):
+    """The transposed-convolution and matrix-product forms are the same function of the same weights
+    (emulator files written before them load and give the same images)."""
+    torch.manual_seed(0)
+    e = Emulator(4, shape, NetworkSizes.for_image(shape, width=0.5), **options).double()
+    params = torch.rand(3, 4, dtype=torch.float64) * 2 - 1
+    noise = torch.rand(3, *shape, dtype=torch.float64) if e.noise_image else None
+    latent = torch.randn(3, e.latent_dim, dtype=torch.float64) if e.latent_dim else None
+    torch.testing.assert_close(e.logits(params, noise, latent), _emulator_by_upsampling(e, params, noise, latent))
+    with torch.enable_grad():
+        grads = torch.autograd.grad(e.logits(params, noise, latent).square().sum(), list(e.parameters()))
+        reference = torch.autograd.grad(_emulator_by_upsampling(e, params, noise, latent).square().sum(),
+                                        list(e.parameters()))
+    for g, r in zip(grads, reference):
+        torch.testing.assert_close(g, r)
+
+
+def test_discriminator_scores_groups_as_separate_batches():
+    shape = (28, 28)
+    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5))
+    a, b = torch.rand(5, 1, *shape) * 2 - 1, torch.rand(5, 1, *shape) * 2 - 1
+    torch.testing.assert_close(d(torch.cat([a, b]), groups=2), torch.cat([d(a), d(b)]))
+    assert not torch.allclose(d(torch.cat([a, b])), torch.cat([d(a), d(b)]))
