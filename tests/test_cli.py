@@ -327,7 +327,7 @@ def test_module_help_exits_zero():
 # -- magan bench --------------------------------------------------------------------------------------
 def test_bench_speed_writes_json_and_markdown_and_refuses_to_overwrite(tmp_path):
     code, out, _ = _run("bench", "speed", "--simulator", "circles", "--images", "400", "--reference", "20",
-                        "--device", "cpu", "--out", str(tmp_path))
+                        "--training-iterations", "12", "--device", "cpu", "--out", str(tmp_path))
     assert code == 0, out
     doc = json.loads((tmp_path / "speed.json").read_text())
     rows = doc["simulators"]["circles"]["rows"]
@@ -338,6 +338,11 @@ def test_bench_speed_writes_json_and_markdown_and_refuses_to_overwrite(tmp_path)
     assert doc["simulators"]["circles"]["trained_emulator"] is False
     assert doc["machine"]["device"] == "cpu"
     assert "| circles simulator (vectorised, cpu) | 400 |" in (tmp_path / "speed.md").read_text()
+    stages = doc["simulators"]["circles"]["training"]["stages"]
+    assert [(s["stage"], s["iterations"]) for s in stages] == [("pretraining", 12), ("calibration", 12)]
+    assert all(s["iterations_per_second"] > 0 and s["seconds"] >= s["loop_seconds"] > 0 for s in stages)
+    assert all(s["gpu_busy"] is None for s in stages)  # no GPU share on the CPU
+    assert "| calibration |" in (tmp_path / "speed.md").read_text()
     code, _, err = _run("bench", "speed", "--simulator", "circles", "--images", "400", "--device", "cpu",
                         "--out", str(tmp_path))
     assert code == 2 and "already exists" in _assert_one_error_line(err, "bench")
@@ -353,6 +358,11 @@ def test_bench_accuracy_and_efficiency_run_a_profile_end_to_end(tmp_path, workdi
     assert doc["summaries"][0]["simulator"] == "lines" and not doc["summaries"][0]["meets_targets"]
     assert (tmp_path / "fig4_lines_pretraining.png").is_file() and (tmp_path / "fig5_lines_calibration.png").is_file()
     assert "paper μ / σ" in (tmp_path / "accuracy.md").read_text()
+    stages = doc["runs"][0]["stages"]
+    assert [s["stage"] for s in stages] == ["true images", "pretraining", "calibration"]
+    assert stages[1]["iterations"] == 30 and stages[2]["iterations_per_second"] > 0
+    assert [s["stage"] for s in doc["summaries"][0]["stages"]] == ["true images", "pretraining", "calibration"]
+    assert "iterations/s" in (tmp_path / "accuracy.md").read_text()
 
     code, out, _ = _run("bench", "efficiency", "--profile", profile, "--simulators", "lines", "--max-iterations",
                         "20", "--device", "cpu", "--out", str(tmp_path))

@@ -249,3 +249,31 @@ def speed_table(specs: list[str], images: list[int], device: torch.device, emula
                          f"{t['speedup_over_paper'] if t['speedup_over_paper'] is not None else '–'} | {err} |")
         lines.append("")
     return document, "\n".join(lines)
+
+
+def training_speed(spec: str, profile: str, device: torch.device, iterations: int) -> tuple[str, list[dict[str, Any]]]:
+    """Both training stages of a closure test timed for ``iterations`` iterations each, at the
+    profile's batch sizes: wall time (set-up included), the loop's iterations per second, and on
+    CUDA the GPU busy share.  The result's image checks are not included; the accuracy benchmark
+    times whole runs.  Returns the simulator's name and the stages' timings."""
+    from dataclasses import replace
+
+    from ..core import workflow
+    from ..core.calibration import Calibrator
+    from ..core.pretraining import Pretrainer
+    from .timing import StageTimer
+
+    simulator = load_simulator(spec)
+    configs = workflow.stage_configs(simulator.name, profile, seed=0)
+    true = workflow.example_closure_set(simulator, 0, device, n=2048)
+    timer = StageTimer(device)
+    timer.begin("pretraining")
+    pretrainer = Pretrainer(simulator, replace(configs.pretrain, iterations=iterations), device)
+    emulator = pretrainer.run()
+    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = pretrainer.iteration, pretrainer.wall_time
+    timer.begin("calibration")
+    calibrator = Calibrator(simulator, emulator, true, replace(configs.calibrate, iterations=iterations), device)
+    calibrator.run()
+    timer.end()
+    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = calibrator.iteration, calibrator.wall_time
+    return simulator.name, timer.as_list()

@@ -52,6 +52,18 @@ def cmd_speed(args: argparse.Namespace) -> int:
     write = _writer(args, "speed")
     table, markdown = speed_table(names(args.simulator), args.images, device, args.emulator, args.reference,
                                   args.emulator_batch, log=lambda line: print(line, flush=True))
+    if args.training_iterations:
+        from ..bench.speed import training_speed
+        from ..bench.timing import timing_markdown
+
+        for spec in names(args.simulator):
+            print(f"training speed, {spec}, profile {args.profile}, {args.training_iterations} iterations per stage")
+            name, stages = training_speed(spec, args.profile, device, args.training_iterations)
+            table.setdefault(name, {})["training"] = {"profile": args.profile, "stages": stages}
+            part = timing_markdown(stages)
+            print(part, flush=True)
+            markdown += (f"\n**{spec}: training, profile {args.profile}** ({args.training_iterations} iterations "
+                         f"per stage)\n\n{part}\n")
     write({"machine": _machine(device), "simulators": table}, markdown)
     return 0
 
@@ -156,6 +168,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="images drawn by the one-at-a-time loops (default 1000)")
     b.add_argument("--emulator-batch", type=positive_int,
                    help="emulator batch size (default 10000 on a GPU, 2048 on the CPU)")
+    b.add_argument("--training-iterations", type=int, default=300,
+                   help="also time both training stages for this many iterations each (default 300; 0: skip)")
+    b.add_argument("--profile", default="quick", help="the preset whose batch sizes the training is timed at "
+                                                      "(default quick)")
     options(b, cmd_speed, profile=False)
     b = bench.add_parser("efficiency", help="fidelity against pretraining time (Siamese vs pixel), "
                                             "calibration quality against iterations")
