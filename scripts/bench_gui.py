@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -145,6 +146,11 @@ def main() -> int:
                         "machine where the physicist also compiles or runs a simulation")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--memory", action="store_true", help="measure resident memory instead of speed")
+    parser.add_argument("--no-probe", action="store_true",
+                        help="speed mode: no 5 ms lateness timer on the GUI thread, as in real use (the timer "
+                             "wakes the GUI thread 200 times a second, each time taking the interpreter lock)")
+    parser.add_argument("--trace", action="store_true", help="with --memory: list what Python and NumPy allocate "
+                                                             "after iteration 1,000 and still hold (tracemalloc)")
     modes.add_argument("--responsiveness", metavar="SPEC",
                        help="open the app on simulator SPEC (e.g. scripts/slow_plugin.py:SlowBlob), press the "
                        "Pretraining panel's Start and measure the event loop's lateness")
@@ -213,7 +219,13 @@ def speed_or_memory(args) -> int:
     rss: list[tuple[int, float]] = []  # (iteration, MiB)
     sampler = QTimer()
     sampler.setInterval(1000)
-    sampler.timeout.connect(lambda: rss.append((panel.progress.value(), resident_mib())))
+
+    def sample() -> None:
+        rss.append((panel.progress.value(), resident_mib()))
+        if args.trace and rss[-1][0] >= 1000 and not tracemalloc.is_tracing():
+            tracemalloc.start(8)  # what the app allocates after iteration 1,000 and still holds at the end
+
+    sampler.timeout.connect(sample)
     meter = LatenessMeter()
     gui_cpu = app_seconds = 0.0
 
@@ -222,7 +234,8 @@ def speed_or_memory(args) -> int:
         nonlocal gui_cpu, app_seconds
         window.session.result = None
         window.last_error = ""
-        meter.start()
+        if not args.no_probe:
+            meter.start()
         t0, cpu0 = time.perf_counter(), time.thread_time()
         panel.request_start()
         if args.memory:
@@ -251,6 +264,13 @@ def speed_or_memory(args) -> int:
               f"({len(window.calibrate_panel.snapshots)} snapshots kept, {len(panel.metrics_log)} received)")
         step = max(1, len(rss) // 12)
         print("resident memory by iteration (MiB): " + ", ".join(f"{i}: {m:.0f}" for i, m in rss[::step] + rss[-1:]))
+        if tracemalloc.is_tracing():
+            held = tracemalloc.take_snapshot().statistics("traceback")
+            print(f"Python and NumPy memory allocated after iteration 1,000 and held at the end: "
+                  f"{sum(s.size for s in held) / 2**20:.1f} MiB; the largest holders:")
+            for stat in held[:10]:
+                frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[::-1][:4])
+                print(f"  {stat.size / 2**20:7.2f} MiB in {stat.count:>6} blocks  {frames}")
     else:
         cli, app = [], []
         for repeat in range(args.repeats):
@@ -262,8 +282,9 @@ def speed_or_memory(args) -> int:
     lat = np.asarray(meter.lateness[5:])
     print(f"GUI thread busy (CPU time) {gui_cpu:.1f} s of the app's {app_seconds:.1f} s of training "
           f"({100 * gui_cpu / app_seconds:.0f}% of one core)")
-    print(f"GUI event-loop lateness over {len(lat)} ticks: median {np.median(lat):.1f} ms, "
-          f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms")
+    if len(lat):
+        print(f"GUI event-loop lateness over {len(lat)} ticks: median {np.median(lat):.1f} ms, "
+              f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms")
     window.ask_before_losing_work = lambda question: "discard"  # a benchmark's run is no work to keep
     window.close()
     return 0

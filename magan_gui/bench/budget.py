@@ -39,7 +39,7 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
     log(f"  {spec} seed {seed}: bank of {bank_size:,} images ({summary.made_now:,} made now, "
         f"{summary.seconds:.0f} s)")
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
-    calibrate = replace(configs.calibrate, simulation_budget=total - bank_size)
+    calibrate = replace(configs.calibrate, simulation_budget=total - bank_size).for_budget()
     pretrain = configs.pretrain.for_bank()
     pretrain = replace(pretrain, iterations=pretrain_iterations or pretrain.iterations)
     run = closure_test(spec, seed, profile, device, pretrain=pretrain, calibrate=calibrate, bank=bank, log=log)

@@ -131,7 +131,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     emulator = TrainedEmulator.load(args.emulator)
     true = load_true_images(args.true, simulator.image_shape, simulator.space.names)
     config = replace(workflow.stage_configs(simulator.name, args.preset).calibrate,
-                     **_overrides(args, ("iterations", "batch_size", "discriminator_on", "simulation_budget", "seed")))
+                     **_overrides(args, ("simulation_budget",))).for_budget()
+    config = replace(config, **_overrides(args, ("iterations", "batch_size", "discriminator_on", "seed")))
     device = resolve_device(args.device)
     checkpoint = _checkpoint_beside(output)
     if args.ensemble and args.resume:
@@ -280,7 +281,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(faster for slow simulators)")
     p.add_argument("--simulation-budget", type=positive_int, metavar="N",
                    help="make at most N fresh simulator images in the whole calibration, evaluations included "
-                        "(a simulated batch every few iterations; default: no cap)")
+                        "(a simulated batch every few iterations, over the preset's budget_iterations, quick: "
+                        "4000, unless --iterations says otherwise; default: no cap)")
     p.add_argument("--ensemble", type=at_least_two, nargs="?", const=workflow.ENSEMBLE_MEMBERS, metavar="K",
                    help=f"calibrate K times (default {workflow.ENSEMBLE_MEMBERS}), each with its own seed and "
                         "bootstrap resample of the true images, and give every figure an uncertainty from their "

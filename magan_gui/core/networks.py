@@ -227,7 +227,9 @@ class Discriminator(nn.Module):
         if bins == 1:
             return torch.log(torch.ones_like(x[:, :1]) + 1e-3)
         position = ((x.clamp(-1.0, 1.0) + 1.0) / self.bin_width).clamp(max=bins - 1 - 1e-4)
-        lower = position.detach().floor()
+        # a NaN pixel (a diverging network) must reach the loss as NaN, where the run's check finds
+        # it, not fail here as an index: only the bin index is made finite
+        lower = torch.nan_to_num(position.detach(), nan=0.0).floor()
         upper_share = position - lower
         counts = x.new_zeros(x.shape[0], bins)
         counts = counts.scatter_add(1, lower.long(), 1.0 - upper_share).scatter_add(1, lower.long() + 1, upper_share)

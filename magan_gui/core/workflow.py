@@ -47,12 +47,16 @@ def stage_configs(simulator_name: str | None, preset: str = "quick", seed: int |
                   iterations: int | None = None) -> StageConfigs:
     """Both stages' settings from a preset (a name or a .toml path) with its per-simulator overrides.
 
-    ``seed`` and ``iterations``, when given, replace the preset's values in both stages.
+    ``seed`` and ``iterations``, when given, replace the preset's values in both stages (the
+    iterations on every route: fresh, from a bank, under a budget).
     """
     values = load_preset(preset)
     pre = apply_preset(PretrainConfig(), values, "pretrain", simulator_name)
     cal = apply_preset(CalibrationConfig(), values, "calibrate", simulator_name)
     overrides = {k: v for k, v in (("seed", seed), ("iterations", iterations)) if v is not None}
+    if iterations is not None:  # a count given is the count on every route: from a bank, under a budget
+        return StageConfigs(replace(pre, bank_iterations=0, **overrides),
+                            replace(cal, budget_iterations=0, **overrides))
     return StageConfigs(replace(pre, **overrides), replace(cal, **overrides))
 
 

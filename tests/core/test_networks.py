@@ -182,3 +182,13 @@ def test_discriminator_scores_groups_as_separate_batches():
     a, b = torch.rand(5, 1, *shape) * 2 - 1, torch.rand(5, 1, *shape) * 2 - 1
     torch.testing.assert_close(d(torch.cat([a, b]), groups=2), torch.cat([d(a), d(b)]))
     assert not torch.allclose(d(torch.cat([a, b])), torch.cat([d(a), d(b)]))
+
+
+def test_discriminator_passes_a_nan_image_on_as_nan():
+    """A diverged emulator's NaN pixels reach D's output as NaN (the run's finiteness check stops it there)."""
+    shape = (28, 28)
+    d = Discriminator(shape, NetworkSizes.for_image(shape, width=0.5))
+    images = torch.rand(4, 1, *shape) * 2 - 1
+    images[1, 0, 3, 3] = float("nan")
+    assert torch.isnan(d.intensity_histogram(images)[1]).any()
+    assert torch.isnan(d(images)).any()

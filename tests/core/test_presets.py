@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -96,9 +96,19 @@ def test_example_plugin_ships_and_loads():
 def test_learning_from_a_bank_takes_the_presets_bank_iterations():
     quick = load_preset("quick")
     lines = apply_preset(PretrainConfig(), quick, "pretrain", "lines")
-    assert (lines.iterations, lines.for_bank().iterations) == (2000, 5000)
+    assert (lines.iterations, lines.for_bank().iterations) == (1600, 5000)
     circles = apply_preset(PretrainConfig(), quick, "pretrain", "circles")
-    assert (circles.iterations, circles.for_bank().iterations) == (3000, 3000)
+    assert (circles.iterations, circles.for_bank().iterations) == (2000, 3000)
     assert PretrainConfig(iterations=700).for_bank().iterations == 700   # unset: the same as fresh
     with pytest.raises(ValueError, match="bank_iterations must be 0"):
         PretrainConfig(bank_iterations=-1).validate()
+
+
+def test_a_budgeted_calibration_takes_the_presets_budget_iterations():
+    calibrate = apply_preset(CalibrationConfig(), load_preset("quick"), "calibrate", "lines")
+    assert (calibrate.iterations, calibrate.for_budget().iterations) == (2000, 2000)  # no budget: unchanged
+    capped = replace(calibrate, simulation_budget=10000).for_budget()
+    assert capped.iterations == 4000 and capped.simulation_budget == 10000
+    assert replace(CalibrationConfig(iterations=700), simulation_budget=5000).for_budget().iterations == 700
+    with pytest.raises(ValueError, match="budget_iterations must be 0"):
+        CalibrationConfig(budget_iterations=-1).validate()

@@ -24,8 +24,8 @@ def tiny_configs(seed: int = 0) -> workflow.StageConfigs:
 
 def test_stage_configs_apply_the_preset_its_simulator_overrides_and_the_given_values():
     lines, circles = workflow.stage_configs("lines"), workflow.stage_configs("circles")
-    assert lines.pretrain.iterations == 2000 and circles.pretrain.iterations == 3000  # [simulators.circles]
-    assert lines.calibrate.iterations == 4000
+    assert lines.pretrain.iterations == 1600 and circles.pretrain.iterations == 2000  # [simulators.circles]
+    assert lines.calibrate.iterations == 2000 and lines.calibrate.for_budget().iterations == 2000
     both = workflow.stage_configs("circles", "quick", seed=7, iterations=25)
     assert (both.pretrain.seed, both.calibrate.seed, both.pretrain.iterations, both.calibrate.iterations) == \
         (7, 7, 25, 25)

@@ -37,7 +37,7 @@ def test_a_bank_made_in_the_app_feeds_pretraining_without_simulating(qtbot, wind
     preset = window.session.stage_configs().pretrain
     assert pretrain.iterations.value() == preset.bank_iterations == 5000   # the quick preset's, from a bank
     pretrain.from_bank.setChecked(False)
-    assert pretrain.iterations.value() == preset.iterations == 2000       # fresh simulations: fewer
+    assert pretrain.iterations.value() == preset.iterations == 1600       # fresh simulations: fewer
     pretrain.from_bank.setChecked(True)
     window.tabs.setCurrentWidget(pretrain)
     set_tiny(pretrain)

@@ -96,7 +96,7 @@ def test_choosing_circles_and_generating_a_small_set(qtbot, window, wait_run):
     assert [b.value() for b in panel.mean_boxes] == pytest.approx(PAPER_TRUTH["circles"][0])
     assert len(window.calibrate_panel.histograms) == 5
     assert window.calibrate_panel.table.rowCount() == 5
-    assert window.pretrain_panel.iterations.value() == 3000     # the quick preset for circles
+    assert window.pretrain_panel.iterations.value() == 2000     # the quick preset for circles
 
     panel.count.setValue(300)
     click(qtbot, panel.generate_button)
@@ -345,8 +345,13 @@ def test_a_budgeted_calibration_shows_what_it_consumed(qtbot, window, wait_run, 
     load_emulator_by_dialog(qtbot, window, monkeypatch, tiny_emulator_path)
     panel = window.calibrate_panel
     window.tabs.setCurrentWidget(panel)
-    set_tiny(panel)
+    assert panel.iterations.value() == 2000  # the quick preset's
+    panel.budget_input.setValue(5000)  # a cap switches to the preset's iterations for a budgeted run ...
+    assert panel.iterations.value() == 4000
+    panel.budget_input.setValue(0)     # ... and no cap back
+    assert panel.iterations.value() == 2000
     panel.budget_input.setValue(10)   # below the route's minimum: refused, nothing started
+    set_tiny(panel)                   # a changed cap keeps the iterations chosen
     click(qtbot, panel.start_button)
     assert not window.busy and "below the" in window.last_error
     close_message_boxes(window)

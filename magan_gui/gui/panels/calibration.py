@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
@@ -53,7 +55,10 @@ class CalibrationPanel(RunPanel):
                                      "every few iterations, spread evenly over the run: the discriminator's fakes "
                                      "and the evaluations come from those batches (for a black-box stochastic "
                                      "simulator, the generator learns from them too). "
-                                     "0: no cap (a fresh simulated batch every iteration)")
+                                     "0: no cap (a fresh simulated batch every iteration). Setting a cap sets "
+                                     "the iterations to the preset's for a budgeted run (quick: 4,000).")
+        self._capped = False  # whether the iterations shown are the preset's for a capped run
+        self.budget_input.valueChanged.connect(self._budget_changed)
         self.members_input = QSpinBox()
         self.members_input.setRange(1, 50)
         self.members_input.setSpecialValueText("1 (no ensemble)")
@@ -129,8 +134,9 @@ class CalibrationPanel(RunPanel):
     def apply_defaults(self, simulator) -> None:
         """Settings from the session's preset; one histogram per parameter."""
         config = self.session.stage_configs().calibrate
-        self.show_config(config)
+        self.show_config(config.for_budget())
         self.disc_input.setCurrentText(config.discriminator_on)
+        self._capped = config.budgeted
         self.budget_input.setValue(config.simulation_budget)
         for h in self.histograms:
             self.hist_layout.removeWidget(h)
@@ -150,6 +156,15 @@ class CalibrationPanel(RunPanel):
         self.table.setVerticalHeaderLabels([p.label for p in simulator.parameters])
         self.table.clearContents()
         self._show_true(self.session.true)
+
+    def _budget_changed(self, budget: int) -> None:
+        """The preset's iterations for a capped or uncapped run, when the cap is switched on or off
+        (changing a cap's size keeps the iterations the user chose)."""
+        if (budget > 0) == self._capped:
+            return
+        self._capped = budget > 0
+        config = self.session.stage_configs().calibrate
+        self.iterations.setValue(replace(config, simulation_budget=budget).for_budget().iterations)
 
     def _judge_emulator(self, emulator) -> None:
         verdict, sentence = ("good", "") if emulator is None else emulator_verdict(emulator.meta)
