@@ -206,8 +206,7 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
         run.pretrain_seconds = time.perf_counter() - started
         timer.begin("calibration")
         pre = timer.stages[-2]
-        pre.iterations = int(pretraining.emulator.meta.get("iteration", 0))
-        pre.loop_seconds = float(pretraining.emulator.meta.get("wall_time", 0.0))
+        pre.count(pretraining.emulator.meta.get("iteration", 0), pretraining.emulator.meta.get("wall_time", 0.0))
         run.fidelity_mse = float(pretraining.emulator.meta["fidelity_mse"])
         run.start_scores = pretraining.emulator.meta.get("start_scores", [])
         rate = pre.iterations_per_second or float("nan")
@@ -223,7 +222,7 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
     run.calibrate_seconds = time.perf_counter() - started - run.pretrain_seconds
     timer.end()
     outcome = done.calibration.outcome
-    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = outcome.iteration, outcome.wall_time
+    timer.stages[-1].count(outcome.iteration, outcome.wall_time)
     run.stages = timer.as_list()
     run.result = done.calibration.result
     run.distances = parameter_space_distances(done.calibration.outcome.samples, true.params,

@@ -270,10 +270,10 @@ def training_speed(spec: str, profile: str, device: torch.device, iterations: in
     timer.begin("pretraining")
     pretrainer = Pretrainer(simulator, replace(configs.pretrain, iterations=iterations), device)
     emulator = pretrainer.run()
-    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = pretrainer.iteration, pretrainer.wall_time
+    timer.stages[-1].count(pretrainer.iteration, pretrainer.wall_time)
     timer.begin("calibration")
     calibrator = Calibrator(simulator, emulator, true, replace(configs.calibrate, iterations=iterations), device)
     calibrator.run()
     timer.end()
-    timer.stages[-1].iterations, timer.stages[-1].loop_seconds = calibrator.iteration, calibrator.wall_time
+    timer.stages[-1].count(calibrator.iteration, calibrator.wall_time)
     return simulator.name, timer.as_list()

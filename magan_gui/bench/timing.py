@@ -50,6 +50,10 @@ class StageTiming:
     loop_seconds: float = 0.0
     gpu_busy: float | None = None
 
+    def count(self, iterations: int, loop_seconds: float) -> None:
+        """Record the stage's training loop: its iterations and its own seconds."""
+        self.iterations, self.loop_seconds = int(iterations), float(loop_seconds)
+
     @property
     def iterations_per_second(self) -> float | None:
         seconds = self.loop_seconds or self.seconds
