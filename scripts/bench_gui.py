@@ -14,7 +14,10 @@ iterations per second in each run (the loop's own clock, which the result file r
 ratio of the medians, the GUI thread's CPU time and the event-loop lateness percentiles.
 
 With --memory the command-line runs are skipped; the process's resident memory is sampled every
-second of one run in the app, and its growth after the first 1,000 iterations is reported.
+second of one run in the app, and its growth after the first 1,000 iterations is reported, with
+where it is at iteration 1,000 and at the end: glibc's heap (allocated and in use, allocated and
+free but kept) and its direct mappings (mallinfo2), and what the panel itself holds (its kept
+snapshots' arrays and its loss curves).
 
 With --responsiveness SPEC (a simulator: a built-in name or path/file.py:ClassName; no emulator
 needed) the app is opened on that simulator and its Pretraining panel's Start is pressed, while
@@ -38,13 +41,14 @@ an error.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -64,6 +68,32 @@ def resident_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_mib() -> dict[str, float] | None:
+    """glibc's malloc figures over all arenas in MiB (None without glibc 2.33+): ``in_use`` and ``free_kept``
+    in the heaps, ``mapped`` in direct mmaps (large blocks)."""
+    name = ctypes.util.find_library("c")
+    info = getattr(ctypes.CDLL(name), "mallinfo2", None) if name else None
+    if info is None:
+        return None
+    info.restype = _MallInfo2
+    m = info()
+    return {"in_use": m.uordblks / 2**20, "free_kept": m.fordblks / 2**20, "mapped": m.hblkhd / 2**20}
+
+
+def panel_held_mib(panel) -> dict[str, float]:
+    """What the Calibration panel holds in arrays: its kept snapshots' and its loss curves' buffers."""
+    kept = sum(value.nbytes for snap in panel.snapshots for value in vars(snap).values()
+               if isinstance(value, np.ndarray))
+    kept += sum(v.nbytes for snap in panel.snapshots for v in snap.losses.values())
+    curves = panel.losses._steps.nbytes + sum(b.nbytes for b in panel.losses._values.values())
+    return {"snapshots": kept / 2**20, "loss_curves": curves / 2**20}
 
 
 def wait(condition) -> None:
@@ -149,8 +179,6 @@ def main() -> int:
     parser.add_argument("--no-probe", action="store_true",
                         help="speed mode: no 5 ms lateness timer on the GUI thread, as in real use (the timer "
                              "wakes the GUI thread 200 times a second, each time taking the interpreter lock)")
-    parser.add_argument("--trace", action="store_true", help="with --memory: list what Python and NumPy allocate "
-                                                             "after iteration 1,000 and still hold (tracemalloc)")
     modes.add_argument("--responsiveness", metavar="SPEC",
                        help="open the app on simulator SPEC (e.g. scripts/slow_plugin.py:SlowBlob), press the "
                        "Pretraining panel's Start and measure the event loop's lateness")
@@ -217,13 +245,14 @@ def speed_or_memory(args) -> int:
         return args.iterations / json.loads(out.read_text())["wall_time_s"]
 
     rss: list[tuple[int, float]] = []  # (iteration, MiB)
+    breakdown: list[tuple[int, dict[str, float]]] = []  # (iteration, where the memory is) at 1,000 and the end
     sampler = QTimer()
     sampler.setInterval(1000)
 
     def sample() -> None:
         rss.append((panel.progress.value(), resident_mib()))
-        if args.trace and rss[-1][0] >= 1000 and not tracemalloc.is_tracing():
-            tracemalloc.start(8)  # what the app allocates after iteration 1,000 and still holds at the end
+        if rss[-1][0] >= 1000 and not breakdown:
+            breakdown.append((rss[-1][0], {**(heap_mib() or {}), **panel_held_mib(panel)}))
 
     sampler.timeout.connect(sample)
     meter = LatenessMeter()
@@ -257,20 +286,20 @@ def speed_or_memory(args) -> int:
     if args.memory:
         app_rate()
         rss.append((args.iterations, resident_mib()))
-        after = [m for i, m in rss if i >= 1000]
-        print(f"resident memory: {rss[0][1]:.0f} MiB at the start of the run, {after[0]:.0f} MiB at iteration "
-              f"{next(i for i, _ in rss if i >= 1000)}, at most {max(after):.0f} MiB after it, {rss[-1][1]:.0f} MiB "
-              f"at the end: growth after the first 1,000 iterations {max(after) - after[0]:.0f} MiB "
-              f"({len(window.calibrate_panel.snapshots)} snapshots kept, {len(panel.metrics_log)} received)")
+        breakdown.append((args.iterations, {**(heap_mib() or {}), **panel_held_mib(panel)}))
+        # the loop's samples, then those taken while the worker builds the result (its checks simulate)
+        loop = [m for i, m in rss[:-1] if 1000 <= i < args.iterations]
+        finishing = [m for i, m in rss[:-1] if i >= args.iterations]
+        print(f"resident memory: {rss[0][1]:.0f} MiB at the start of the run, {loop[0]:.0f} MiB at iteration "
+              f"{next(i for i, _ in rss if i >= 1000)}, at most {max(loop):.0f} MiB in the rest of the loop: growth "
+              f"after the first 1,000 iterations {max(loop) - loop[0]:.0f} MiB; at most "
+              f"{max(finishing, default=float('nan')):.0f} MiB while the result was built, {rss[-1][1]:.0f} MiB at "
+              f"the end ({len(window.calibrate_panel.snapshots)} snapshots kept, {len(panel.metrics_log)} received)")
         step = max(1, len(rss) // 12)
         print("resident memory by iteration (MiB): " + ", ".join(f"{i}: {m:.0f}" for i, m in rss[::step] + rss[-1:]))
-        if tracemalloc.is_tracing():
-            held = tracemalloc.take_snapshot().statistics("traceback")
-            print(f"Python and NumPy memory allocated after iteration 1,000 and held at the end: "
-                  f"{sum(s.size for s in held) / 2**20:.1f} MiB; the largest holders:")
-            for stat in held[:10]:
-                frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[::-1][:4])
-                print(f"  {stat.size / 2**20:7.2f} MiB in {stat.count:>6} blocks  {frames}")
+        for iteration, parts in breakdown:
+            print(f"  at iteration {iteration:,} (MiB): " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}"
+                                                                   for k, v in parts.items()))
     else:
         cli, app = [], []
         for repeat in range(args.repeats):
