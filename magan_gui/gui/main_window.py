@@ -149,8 +149,10 @@ class MainWindow(QMainWindow):
         self.worker: EngineWorker | None = None
         self.thread: QThread | None = None
         self.active: Any = None            # the panel whose job runs
-        self.memory_timer = QTimer(self)   # during a run: freed heap pages back to the system now and then
-        self.memory_timer.setInterval(10_000)
+        # during a run: freed heap pages back to the system every second (every 10 s let resident memory
+        # saw-tooth 35 MiB over 16,000 iterations; every 1 s 23 MiB, at the same speed: README, Memory)
+        self.memory_timer = QTimer(self)
+        self.memory_timer.setInterval(1_000)
         self.memory_timer.timeout.connect(release_free_memory)
         self.last_error = ""
         self.state = RunState.IDLE
