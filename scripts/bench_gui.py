@@ -89,9 +89,10 @@ def heap_mib() -> dict[str, float] | None:
 
 def panel_held_mib(panel) -> dict[str, float]:
     """What the Calibration panel holds in arrays: its kept snapshots' and its loss curves' buffers."""
-    kept = sum(value.nbytes for snap in panel.snapshots for value in vars(snap).values()
-               if isinstance(value, np.ndarray))
-    kept += sum(v.nbytes for snap in panel.snapshots for v in snap.losses.values())
+    # each array once: every snapshot shares the same grid of true images
+    arrays = {id(a): a for snap in panel.snapshots for a in [*vars(snap).values(), *snap.losses.values()]
+              if isinstance(a, np.ndarray)}
+    kept = sum(a.nbytes for a in arrays.values())
     curves = panel.losses._steps.nbytes + sum(b.nbytes for b in panel.losses._values.values())
     return {"snapshots": kept / 2**20, "loss_curves": curves / 2**20}
 
