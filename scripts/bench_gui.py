@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import json
 import os
 import subprocess
@@ -78,8 +77,8 @@ class _MallInfo2(ctypes.Structure):
 def heap_mib() -> dict[str, float] | None:
     """glibc's malloc figures over all arenas in MiB (None without glibc 2.33+): ``in_use`` and ``free_kept``
     in the heaps, ``mapped`` in direct mmaps (large blocks)."""
-    name = ctypes.util.find_library("c")
-    info = getattr(ctypes.CDLL(name), "mallinfo2", None) if name else None
+    from magan_gui.gui.worker import libc
+    info = getattr(libc(), "mallinfo2", None)
     if info is None:
         return None
     info.restype = _MallInfo2

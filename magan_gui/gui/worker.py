@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import threading
@@ -63,15 +64,15 @@ def release_free_memory() -> bool:
     A long run in the app allocates and frees arrays of every size in two threads; glibc keeps the
     freed pages, and resident memory crept up by steps late in a 50,000-iteration run.
     """
-    global _LIBC
-    if _LIBC is None:
-        name = ctypes.util.find_library("c")
-        _LIBC = ctypes.CDLL(name) if name else False
-    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    trim = getattr(libc(), "malloc_trim", None)
     return bool(trim(0)) if trim is not None else False
 
 
-_LIBC = None
+@functools.cache
+def libc() -> ctypes.CDLL | None:
+    """The C library, loaded once (None where there is none to find)."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
 
 
 def merge_losses(held: Snapshot | None, snap: Snapshot) -> Snapshot:
