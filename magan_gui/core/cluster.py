@@ -189,6 +189,11 @@ _simulators: dict[str, Any] = {}   # per worker process: each simulator loaded o
 
 def run_chunk(spec: str, chunk: int, params: np.ndarray, seed: int) -> tuple[int, np.ndarray, np.ndarray | None]:
     """One bank chunk on a Dask worker: the same images as any other executor makes for this seed."""
+    # Register Dask's NumPy serialisers (they import numpy.ma, which parses signatures with ast) here,
+    # before any result needs them: left to the first result, that import runs in Dask's serialising
+    # thread beside this one, and Python 3.11 before 3.11.8 can then fail it with "AST constructor
+    # recursion depth mismatch" (CPython gh-106905; seen once in the test suite on 3.11.7).
+    import distributed.protocol.numpy  # noqa: F401
     import torch
 
     from .bank import simulate_chunk
