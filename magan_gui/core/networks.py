@@ -34,18 +34,35 @@ class NetworkSizes:
                             hidden=max(32, int(128 * width)))
 
 
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _constant(key: tuple, make) -> torch.Tensor:
+    """The tensor ``make()`` builds, made once per key: rebuilding the networks' fixed tensors in
+    every forward pass cost several small operations each, and a GPU training step is bound by
+    their count.  Traced afresh under ``torch.compile``, which folds constants itself."""
+    if torch.compiler.is_compiling():
+        return make()
+    if key not in _CONSTANTS:
+        with torch.inference_mode(False):  # usable later in passes that record gradients
+            _CONSTANTS[key] = make()
+    return _CONSTANTS[key]
+
+
 def _coords(n: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Two channels holding each pixel's x and y in [-1, 1], so convolutions know where they are."""
-    ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype).view(1, 1, h, 1).expand(n, 1, h, w)
-    xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype).view(1, 1, 1, w).expand(n, 1, h, w)
-    return torch.cat([xs, ys], dim=1)
+    def grid() -> torch.Tensor:
+        ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype).view(1, 1, h, 1).expand(1, 1, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype).view(1, 1, 1, w).expand(1, 1, h, w)
+        return torch.cat([xs, ys], dim=1)
+    return _constant(("coordinates", h, w, torch.device(device), dtype), grid).expand(n, 2, h, w)
 
 
-def _four_taps(kernel: torch.Tensor, dim: int) -> torch.Tensor:
-    """A 3-tap kernel (k0, k1, k2) along ``dim`` as the 4-tap kernel of a stride-2 transposed
-    convolution: (k2, k1 + k2, k0 + k1, k0)."""
-    k0, k1, k2 = kernel.unbind(dim)
-    return torch.stack([k2, k1 + k2, k0 + k1, k0], dim)
+def _four_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(4, 3): how a 3-tap kernel (k0, k1, k2) becomes the 4-tap kernel of a stride-2 transposed
+    convolution, (k2, k1 + k2, k0 + k1, k0)."""
+    return _constant(("four taps", device, dtype), lambda: torch.tensor(
+        [[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], device=device, dtype=dtype))
 
 
 def upsampled_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -58,8 +75,10 @@ def upsampled_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     of the multiply-adds.  The coordinate channels, the same for every image, are convolved once.
     """
     n, c, h, w = x.shape
-    kernel = _four_taps(_four_taps(conv.weight[:, :c], 2), 3)  # (out, c, 4, 4)
-    images = F.conv_transpose2d(x, kernel.transpose(0, 1), stride=2, padding=1)
+    taps = _four_taps(x.device, x.dtype)
+    # (c, out, 4, 4), the transposed convolution's layout, in one product rather than a dozen small operations
+    kernel = torch.einsum("ik,ockl,jl->coij", taps, conv.weight[:, :c], taps)
+    images = F.conv_transpose2d(x, kernel, stride=2, padding=1)
     coords = _coords(1, 2 * h, 2 * w, x.device, x.dtype)
     return images + F.conv2d(coords, conv.weight[:, c:], conv.bias, padding=1)
 
