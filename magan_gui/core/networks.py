@@ -8,6 +8,7 @@ inside the loss (``binary_cross_entropy_with_logits``), which is the same model,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,7 @@ class NetworkSizes:
 _CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
-def _constant(key: tuple, make) -> torch.Tensor:
+def _constant(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
     """The tensor ``make()`` builds, made once per key: rebuilding the networks' fixed tensors in
     every forward pass cost several small operations each, and a GPU training step is bound by
     their count.  Traced afresh under ``torch.compile``, which folds constants itself."""
