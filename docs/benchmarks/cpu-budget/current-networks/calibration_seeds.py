@@ -1,8 +1,9 @@
-"""One lines emulator from a 40,000-image bank (seed BANKSEED), calibrated from several seeds within a
-10,000-image budget, with calibration settings changed as asked.
+"""One lines emulator from a bank (seed BANKSEED, 40,000 images unless bank=N), calibrated from several
+seeds within a budget (10,000 images unless budget=N), with calibration settings changed as asked.
 
-usage: calibration_seeds.py BANKSEED EMULATOR.pt CALSEEDS [key=value ...] [members=K]
+usage: calibration_seeds.py BANKSEED EMULATOR.pt CALSEEDS [key=value ...] [members=K] [bank=N] [budget=N]
 e.g.   calibration_seeds.py 0 emu0.pt 0,1,2,3,4 budget_iterations=6000
+       calibration_seeds.py 0 emu30k.pt 0,1,2 bank=30000 budget=20000 members=3
 
 The emulator file (and the bank beside it) is made on the first call and reused after.
 """
@@ -32,12 +33,13 @@ def main() -> None:
     cal_seeds = [int(s) for s in sys.argv[3].split(",")]
     pairs = dict(kv.split("=", 1) for kv in sys.argv[4:])
     members = int(pairs.pop("members", 1))
+    bank_size, budget = int(pairs.pop("bank", 40000)), int(pairs.pop("budget", 10000))
     extra = {k: setting(k, v) for k, v in pairs.items()}
     sim = load_simulator("lines")
     configs = workflow.stage_configs(sim.name, "quick", seed=bank_seed)
     if not emu_path.exists():
-        bank = emu_path.parent / f"bank-lines-40000-seed{bank_seed}.h5"
-        build_bank(sim, bank, 40000, seed=bank_seed, resume=bank.exists())
+        bank = emu_path.parent / f"bank-lines-{bank_size}-seed{bank_seed}.h5"
+        build_bank(sim, bank, bank_size, seed=bank_seed, resume=bank.exists())
         started = time.time()
         pre = workflow.pretrain(sim, configs.pretrain.for_bank(), "cpu", bank=bank)
         torch.save(pre.emulator.payload(), emu_path)
@@ -46,7 +48,7 @@ def main() -> None:
     emulator = TrainedEmulator.from_payload(torch.load(emu_path, weights_only=True))
     true = workflow.example_closure_set(sim, bank_seed, "cpu")
     for seed in cal_seeds:
-        config = replace(configs.calibrate, simulation_budget=10000, seed=seed, **extra).for_budget()
+        config = replace(configs.calibrate, simulation_budget=budget, seed=seed, **extra).for_budget()
         started = time.time()
         cal = workflow.calibrate(sim, emulator, true, config, "cpu", members=members)
         rows = cal.result["parameters"]
