@@ -2,6 +2,7 @@
 seeds within a budget (10,000 images unless budget=N), with calibration settings changed as asked.
 
 usage: calibration_seeds.py BANKSEED EMULATOR.pt CALSEEDS [key=value ...] [members=K] [bank=N] [budget=N]
+                             [simulator=SPEC]   (lines unless given, e.g. simulator=blackbox:circles)
 e.g.   calibration_seeds.py 0 emu0.pt 0,1,2,3,4 budget_iterations=6000
        calibration_seeds.py 0 emu30k.pt 0,1,2 bank=30000 budget=20000 members=3
 
@@ -32,13 +33,14 @@ def main() -> None:
     bank_seed, emu_path = int(sys.argv[1]), Path(sys.argv[2])
     cal_seeds = [int(s) for s in sys.argv[3].split(",")]
     pairs = dict(kv.split("=", 1) for kv in sys.argv[4:])
+    spec = pairs.pop("simulator", "lines")
     members = int(pairs.pop("members", 1))
     bank_size, budget = int(pairs.pop("bank", 40000)), int(pairs.pop("budget", 10000))
     extra = {k: setting(k, v) for k, v in pairs.items()}
-    sim = load_simulator("lines")
+    sim = load_simulator(spec)
     configs = workflow.stage_configs(sim.name, "quick", seed=bank_seed)
     if not emu_path.exists():
-        bank = emu_path.parent / f"bank-lines-{bank_size}-seed{bank_seed}.h5"
+        bank = emu_path.parent / f"bank-{spec.replace(':', '-')}-{bank_size}-seed{bank_seed}.h5"
         build_bank(sim, bank, bank_size, seed=bank_seed, resume=bank.exists())
         started = time.time()
         pre = workflow.pretrain(sim, configs.pretrain.for_bank(), "cpu", bank=bank)
