@@ -39,11 +39,13 @@ def main() -> None:
     configs = workflow.stage_configs(sim.name, sys.argv[2] if len(sys.argv) > 2 else "full", seed=0)
     pretrainer = Pretrainer(sim, replace(configs.pretrain, iterations=10, eval_every=10**6), "cpu")
     emulator = pretrainer.run()
-    print("pretraining: %.0f operator calls per iteration, %.0f top-level" % operators_per_iteration(pretrainer))
+    calls, top = operators_per_iteration(pretrainer)
+    print(f"pretraining: {calls:.0f} operator calls per iteration, {top:.0f} top-level")
     true = workflow.example_closure_set(sim, 0, "cpu", n=2048)
     calibrator = Calibrator(sim, emulator, true, replace(configs.calibrate, iterations=10, eval_every=10**6), "cpu")
     calibrator.run()
-    print("calibration: %.0f operator calls per iteration, %.0f top-level" % operators_per_iteration(calibrator))
+    calls, top = operators_per_iteration(calibrator)
+    print(f"calibration: {calls:.0f} operator calls per iteration, {top:.0f} top-level")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,14 @@ wander (std of the snapshots' means, in true std).
 
 usage: pool_wander.py EMULATOR.pt CALSEEDS   (the emulator calibration_seeds.py writes)
 """
-import sys, time
+import copy
+import sys
+import time
 from dataclasses import replace
-import numpy as np, torch
+
+import numpy as np
+import torch
+
 from magan_gui.core import workflow
 from magan_gui.core.calibration import Calibrator
 from magan_gui.core.emulator import TrainedEmulator
@@ -17,7 +22,7 @@ from magan_gui.core.simulators import load_simulator
 stash = {}
 orig = Calibrator._pooled_samples
 def pooled(self, n, seed):
-    import copy
+    """The product's pooling, after keeping 2,000 samples of each pooled snapshot."""
     net = copy.deepcopy(self.generator_avg)
     parts = []
     for k, (_, it, state) in enumerate(self.candidates):
@@ -45,7 +50,6 @@ for seed in [int(s) for s in sys.argv[2].split(",")]:
     wander = np.std([p.mean(0) for _, p in parts], axis=0)
     out = []
     for j, r in enumerate(rows):
-        tstd = r["true_std"] if "true_std" in r else None
         scale = r["std_ratio"] / allp[:, j].std()
         out.append(f"{r['name']} pooled {r['std_ratio']:.2f} centred {centred[:, j].std() * scale:.2f} "
                    f"last {parts[-1][1][:, j].std() * scale:.2f} wander {wander[j] * scale:.2f}")
