@@ -375,6 +375,16 @@ def test_bench_accuracy_and_efficiency_run_a_profile_end_to_end(tmp_path, workdi
     assert "not reached" in (tmp_path / "efficiency.md").read_text()
 
 
+def test_bench_budget_splits_the_total_and_runs_an_ensemble_within_it(tmp_path, workdir):
+    code, out, err = _run("bench", "budget", "--profile", str(workdir / "tiny.toml"), "--simulators", "lines",
+                          "--totals", "3000", "--bank-share", "0.6", "--ensemble", "2", "--seeds", "1",
+                          "--device", "cpu", "--out", str(tmp_path))
+    assert code == 0, out + err
+    run = json.loads((tmp_path / "budget.json").read_text())["runs"][0]
+    assert (run["budget"], run["bank"], run["members"]) == (3000, 1800, 2)
+    assert run["simulations"]["bank"] == 1800 and 0 < run["simulations"]["total"] <= 3000
+    assert "| 3,000 | 1,800 + 1,200, ensemble of 2 |" in (tmp_path / "budget.md").read_text()
+
 def test_bench_unknown_profile_is_one_line(tmp_path):
     code, _, err = _run("bench", "figures", "--profile", "nonsense", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "unknown preset" in _assert_one_error_line(err, "bench")

@@ -25,11 +25,11 @@ BANK_SHARE = 0.8  # 40,000 of 50,000 images in the bank, 10,000 for calibration
 
 
 def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch.device | str, folder: str | Path,
-                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None,
+                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None, members: int = 1,
                    log: Log = print) -> dict[str, Any]:
     """One closure test of ``spec`` within ``total`` simulator images; the bank file is kept in ``folder``
     (and reused by a later run with the same size and seed).  ``pretrain_iterations`` overrides the
-    profile's iterations from a bank."""
+    profile's iterations from a bank; ``members`` > 1 calibrates as an ensemble sharing the budget."""
     simulator = load_simulator(spec)
     bank_size = int(round(total * bank_share))
     folder = Path(folder)
@@ -42,11 +42,13 @@ def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch
     calibrate = replace(configs.calibrate, simulation_budget=total - bank_size).for_budget()
     pretrain = configs.pretrain.for_bank()
     pretrain = replace(pretrain, iterations=pretrain_iterations or pretrain.iterations)
-    run = closure_test(spec, seed, profile, device, pretrain=pretrain, calibrate=calibrate, bank=bank, log=log)
+    run = closure_test(spec, seed, profile, device, pretrain=pretrain, calibrate=calibrate, bank=bank, log=log,
+                       members=members)
     spent = run.result["simulations"]
     if spent["total"] > total:
         raise AssertionError(f"{spec} seed {seed} consumed {spent['total']:,} images, over its budget of {total:,}")
-    return {"simulator": spec, "seed": seed, "budget": total, "bank": bank_size, "simulations": spent,
+    return {"simulator": spec, "seed": seed, "budget": total, "bank": bank_size, "members": members,
+            "simulations": spent,
             "pretrain_iterations": pretrain.iterations,
             "pretrain_seconds": round(run.pretrain_seconds, 1), "calibrate_seconds": round(run.calibrate_seconds, 1),
             "fidelity": run.fidelity_mse, "start_scores": run.start_scores, "image_check": run.result["image_check"],
@@ -67,10 +69,12 @@ def budget_markdown(runs: list[dict[str, Any]]) -> str:
         names = [p["name"] for p in mine[0]["parameters"]]
         out.append(f"**{spec}** (bias of the best-match mean in true std / best-match std over true std; "
                    "mean over seeds, worst in brackets)\n")
-        out.append("| budget | consumed | seeds | " + " | ".join(names) + " | all within 0.2 / 25% |")
-        out.append("|---" * (len(names) + 4) + "|")
-        for total in sorted({r["budget"] for r in mine}):
-            rs = [r for r in mine if r["budget"] == total]
+        out.append("| budget | bank + calibration | consumed | seeds | " + " | ".join(names)
+                   + " | all within 0.2 / 25% |")
+        out.append("|---" * (len(names) + 5) + "|")
+        for total, bank, members in sorted({(r["budget"], r["bank"], r.get("members", 1)) for r in mine}):
+            rs = [r for r in mine if (r["budget"], r["bank"], r.get("members", 1)) == (total, bank, members)]
+            split = f"{bank:,} + {total - bank:,}" + (f", ensemble of {members}" if members > 1 else "")
             cells = []
             for i in range(len(names)):
                 b = np.array([r["parameters"][i]["bias_in_true_std"] for r in rs])
@@ -79,6 +83,7 @@ def budget_markdown(runs: list[dict[str, Any]]) -> str:
                              f"({q[np.argmax(np.abs(q - 1))]:.2f})")
             consumed = max(r["simulations"]["total"] for r in rs)
             ok = sum(meets(r) for r in rs)
-            out.append(f"| {total:,} | {consumed:,} | {len(rs)} | " + " | ".join(cells) + f" | {ok} of {len(rs)} |")
+            out.append(f"| {total:,} | {split} | {consumed:,} | {len(rs)} | " + " | ".join(cells)
+                       + f" | {ok} of {len(rs)} |")
         out.append("")
     return "\n".join(out)

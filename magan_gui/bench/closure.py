@@ -166,12 +166,13 @@ def _trace_point(snap: CalibrationSnapshot, true_mean: np.ndarray, true_std: np.
 def closure_test(simulator_name: str, seed: int, profile: str, device: torch.device | str,
                  n_true: int = workflow.EXAMPLE_IMAGES, figures: bool = False, log: Log = print,
                  pretrain: PretrainConfig | None = None,
-                 calibrate: workflow.CalibrationConfig | None = None, bank: str | Path | None = None) -> ClosureRun:
+                 calibrate: workflow.CalibrationConfig | None = None, bank: str | Path | None = None,
+                 members: int = 1) -> ClosureRun:
     """The paper's closure test from nothing: true set, pretraining, calibration, distances.
 
     The settings are the profile's (a preset), or ``pretrain`` / ``calibrate`` when given; the
     seed is ``seed`` in both stages.  With ``bank`` (a bank file of the simulator) pretraining
-    learns from it.
+    learns from it; ``members`` > 1 calibrates as an ensemble.
     """
     simulator = load_simulator(simulator_name)
     configs = workflow.stage_configs(simulator.name, profile, seed=seed)
@@ -218,7 +219,8 @@ def closure_test(simulator_name: str, seed: int, profile: str, device: torch.dev
                                          else ""))
 
     done = workflow.run_pipeline(simulator, true, configs, device, observer=observe, pretrain_snapshots=pre_at,
-                                 calibrate_snapshots=cal_at, on_pretrained=pretrained, bank=bank)
+                                 calibrate_snapshots=cal_at, on_pretrained=pretrained, bank=bank,
+                                 members=members)
     run.calibrate_seconds = time.perf_counter() - started - run.pretrain_seconds
     timer.end()
     outcome = done.calibration.outcome

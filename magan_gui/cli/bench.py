@@ -117,6 +117,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
             for k in range(args.seeds):
                 runs.append(budget_closure(name, args.seed + k, total, args.profile, device, Path(args.out) / "banks",
                                            bank_share=args.bank_share, pretrain_iterations=args.pretrain_iterations,
+                                           members=args.ensemble,
                                            log=lambda line: print(line, flush=True)))
                 write({"machine": _machine(device), "profile": args.profile, "runs": runs}, budget_markdown(runs))
     return 0 if all(meets(r) for r in runs) or not args.check else 1
@@ -187,6 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--pretrain-iterations", type=positive_int,
                    help="pretraining iterations on the bank (default: the profile's bank_iterations; they "
                         "cost no simulation)")
+    b.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
+                   help="calibrate each run as an ensemble of K members sharing its budget (default 1: none)")
     b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
     options(b, cmd_budget)
