@@ -21,11 +21,15 @@ from ..core.bank import build_bank
 from ..core.simulators import load_simulator
 from .closure import TARGET_MEAN_BIAS, TARGET_STD_RATIO, Log, closure_test
 
-BANK_SHARE = 0.8  # 40,000 of 50,000 images in the bank, 10,000 for calibration
+# The split that met every bar on every case study and seed within 50,000 images (README): 30,000 in the
+# bank, 20,000 for calibration shared by 3 ensemble members.  40,000 + 10,000 with one calibration left
+# lines' spreads scattering between runs (3 of 4 seeds).
+BANK_SHARE = 0.6
+MEMBERS = 3
 
 
 def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch.device | str, folder: str | Path,
-                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None, members: int = 1,
+                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None, members: int = MEMBERS,
                    log: Log = print) -> dict[str, Any]:
     """One closure test of ``spec`` within ``total`` simulator images; the bank file is kept in ``folder``
     (and reused by a later run with the same size and seed).  ``pretrain_iterations`` overrides the

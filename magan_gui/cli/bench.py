@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..bench.budget import BANK_SHARE, MEMBERS
 from ..core.device import resolve_device
 from ..core.files import refuse_existing, write_atomically
 from .common import DEVICE_HELP, floats, names, positive_int
@@ -183,13 +184,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "from it, calibration on the rest")
     b.add_argument("--totals", type=lambda t: [int(v) for v in floats(t)], default=[50000],
                    help="total simulator images per run, comma-separated (default 50000)")
-    b.add_argument("--bank-share", type=float, default=0.8, help="fraction of each total spent on the bank "
-                                                                   "(default 0.8: 40,000 of 50,000)")
+    b.add_argument("--bank-share", type=float, default=BANK_SHARE,
+                   help=f"fraction of each total spent on the bank (default {BANK_SHARE}: 30,000 of 50,000)")
     b.add_argument("--pretrain-iterations", type=positive_int,
                    help="pretraining iterations on the bank (default: the profile's bank_iterations; they "
                         "cost no simulation)")
-    b.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
-                   help="calibrate each run as an ensemble of K members sharing its budget (default 1: none)")
+    b.add_argument("--ensemble", type=positive_int, default=MEMBERS, metavar="K",
+                   help=f"calibrate each run as an ensemble of K members sharing its budget (default {MEMBERS}; "
+                        "1: one calibration)")
     b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
     options(b, cmd_budget)

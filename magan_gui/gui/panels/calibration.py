@@ -56,7 +56,9 @@ class CalibrationPanel(RunPanel):
                                      "and the evaluations come from those batches (for a black-box stochastic "
                                      "simulator, the generator learns from them too). "
                                      "0: no cap (a fresh simulated batch every iteration). Setting a cap sets "
-                                     "the iterations to the preset's for a budgeted run (quick: 4,000).")
+                                     "the iterations to the preset's for a budgeted run (quick: 4,000). Measured "
+                                     "within 50,000 images in all: a bank of 30,000, a cap of 20,000 and 3 "
+                                     "ensemble members met the accuracy bars on every case study and seed.")
         self._capped = False  # whether the iterations shown are the preset's for a capped run
         self.budget_input.valueChanged.connect(self._budget_changed)
         self.members_input = QSpinBox()
