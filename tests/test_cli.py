@@ -385,6 +385,7 @@ def test_bench_budget_splits_the_total_and_runs_an_ensemble_within_it(tmp_path, 
     assert run["simulations"]["bank"] == 1800 and 0 < run["simulations"]["total"] <= 3000
     assert "| 3,000 | 1,800 + 1,200, ensemble of 2 |" in (tmp_path / "budget.md").read_text()
 
+
 def test_bench_unknown_profile_is_one_line(tmp_path):
     code, _, err = _run("bench", "figures", "--profile", "nonsense", "--device", "cpu", "--out", str(tmp_path))
     assert code == 2 and "unknown preset" in _assert_one_error_line(err, "bench")

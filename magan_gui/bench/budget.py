@@ -22,15 +22,14 @@ from ..core.simulators import load_simulator
 from .closure import TARGET_MEAN_BIAS, TARGET_STD_RATIO, Log, closure_test
 
 # The split that met every bar on every case study and seed within 50,000 images (README): 30,000 in the
-# bank, 20,000 for calibration shared by 3 ensemble members.  40,000 + 10,000 with one calibration left
-# lines' spreads scattering between runs (3 of 4 seeds).
+# bank, 20,000 for calibration shared by an ensemble (workflow.ENSEMBLE_MEMBERS, 3).  40,000 + 10,000 with
+# one calibration left lines' spreads scattering between runs (3 of 4 seeds).
 BANK_SHARE = 0.6
-MEMBERS = 3
 
 
 def budget_closure(spec: str, seed: int, total: int, profile: str, device: torch.device | str, folder: str | Path,
-                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None, members: int = MEMBERS,
-                   log: Log = print) -> dict[str, Any]:
+                   bank_share: float = BANK_SHARE, pretrain_iterations: int | None = None,
+                   members: int = workflow.ENSEMBLE_MEMBERS, log: Log = print) -> dict[str, Any]:
     """One closure test of ``spec`` within ``total`` simulator images; the bank file is kept in ``folder``
     (and reused by a later run with the same size and seed).  ``pretrain_iterations`` overrides the
     profile's iterations from a bank; ``members`` > 1 calibrates as an ensemble sharing the budget."""
@@ -76,8 +75,11 @@ def budget_markdown(runs: list[dict[str, Any]]) -> str:
         out.append("| budget | bank + calibration | consumed | seeds | " + " | ".join(names)
                    + " | all within 0.2 / 25% |")
         out.append("|---" * (len(names) + 5) + "|")
-        for total, bank, members in sorted({(r["budget"], r["bank"], r.get("members", 1)) for r in mine}):
-            rs = [r for r in mine if (r["budget"], r["bank"], r.get("members", 1)) == (total, bank, members)]
+        def split_of(run: dict[str, Any]) -> tuple[int, int, int]:
+            return run["budget"], run["bank"], run.get("members", 1)  # runs before ensembles had no "members"
+
+        for total, bank, members in sorted({split_of(r) for r in mine}):
+            rs = [r for r in mine if split_of(r) == (total, bank, members)]
             split = f"{bank:,} + {total - bank:,}" + (f", ensemble of {members}" if members > 1 else "")
             cells = []
             for i in range(len(names)):

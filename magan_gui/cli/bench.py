@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..bench.budget import BANK_SHARE, MEMBERS
+from ..bench.budget import BANK_SHARE
+from ..core import workflow
 from ..core.device import resolve_device
 from ..core.files import refuse_existing, write_atomically
 from .common import DEVICE_HELP, floats, names, positive_int
@@ -189,8 +190,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--pretrain-iterations", type=positive_int,
                    help="pretraining iterations on the bank (default: the profile's bank_iterations; they "
                         "cost no simulation)")
-    b.add_argument("--ensemble", type=positive_int, default=MEMBERS, metavar="K",
-                   help=f"calibrate each run as an ensemble of K members sharing its budget (default {MEMBERS}; "
+    b.add_argument("--ensemble", type=positive_int, default=workflow.ENSEMBLE_MEMBERS, metavar="K",
+                   help="calibrate each run as an ensemble of K members sharing its budget "
+                        f"(default {workflow.ENSEMBLE_MEMBERS}; "
                         "1: one calibration)")
     b.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     b.add_argument("--check", action="store_true", help="exit 1 if a run misses 0.2 true std or 25%% in std")
